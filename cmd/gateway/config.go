@@ -1,0 +1,168 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ssegateway/ssegateway/gateway"
+	"github.com/ssegateway/ssegateway/pubsub"
+)
+
+// serveConfig is everything `gateway` is configured with.
+type serveConfig struct {
+	addr, redisURL, prefix string
+	logLevel, logFormat    string
+	history                historyFlags
+	node                   gateway.Config
+}
+
+// historyFlags are the retention settings every publisher must share, so
+// they are flags of both `gateway` and `gateway publish`.
+type historyFlags struct {
+	maxLen   int64
+	maxAge   time.Duration
+	maxEvent int
+}
+
+func (h *historyFlags) register(fs *flag.FlagSet) {
+	fs.Int64Var(&h.maxLen, "history-max-len", pubsub.DefaultMaxLen,
+		"events kept per topic for replay (approximate; 0 keeps all) [GATEWAY_HISTORY_MAX_LEN]")
+	fs.DurationVar(&h.maxAge, "history-max-age", pubsub.DefaultMaxAge,
+		"how long events are kept for replay; a topic's history expires after this long without events (0 keeps all) [GATEWAY_HISTORY_MAX_AGE]")
+	fs.IntVar(&h.maxEvent, "max-event-bytes", pubsub.DefaultMaxDataBytes,
+		"largest event data accepted for publishing [GATEWAY_MAX_EVENT_BYTES]")
+}
+
+func (c *serveConfig) publisher(keys pubsub.Keys) pubsub.PublisherConfig {
+	return c.history.publisher(keys, c.node.MaxTopicLen)
+}
+
+func (h historyFlags) publisher(keys pubsub.Keys, maxTopicLen int) pubsub.PublisherConfig {
+	cfg := pubsub.PublisherConfig{Keys: keys, MaxLen: h.maxLen, MaxAge: h.maxAge, MaxDataBytes: h.maxEvent, MaxTopicLen: maxTopicLen}
+	// In the flags 0 means "keep all"; in PublisherConfig that is -1.
+	if h.maxLen == 0 {
+		cfg.MaxLen = -1
+	}
+	if h.maxAge == 0 {
+		cfg.MaxAge = -1
+	}
+	return cfg
+}
+
+func (h historyFlags) validate() error {
+	switch {
+	case h.maxLen < 0:
+		return errors.New("--history-max-len must not be negative")
+	case h.maxAge < 0:
+		return errors.New("--history-max-age must not be negative")
+	case h.maxAge > 0 && h.maxAge < time.Millisecond:
+		return errors.New("--history-max-age must be at least 1ms")
+	case h.maxEvent <= 0:
+		return errors.New("--max-event-bytes must be positive")
+	}
+	return nil
+}
+
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `gateway: a horizontally scalable Server-Sent Events gateway on Redis.
+
+Usage:
+  gateway [flags]                               run a node
+  gateway publish --topic T [--type X] DATA     publish one event (gateway publish -h)
+  gateway script                                print the publish Lua script
+
+Every flag can also be set by the environment variable in brackets; a flag
+on the command line wins. With no --redis-url the node runs single-node on an
+embedded in-process Redis.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	n := &c.node
+	fs.StringVar(&c.addr, "addr", ":8080", "listen address [GATEWAY_ADDR]")
+	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL, redis://[user:password@]host:port[/db] or rediss:// for TLS; empty runs on an embedded single-node Redis [GATEWAY_REDIS_URL]")
+	fs.StringVar(&c.prefix, "redis-prefix", pubsub.DefaultPrefix, "prefix of every Redis key and channel the gateway uses [GATEWAY_REDIS_PREFIX]")
+	c.history.register(fs)
+	fs.DurationVar(&n.Heartbeat, "heartbeat", 15*time.Second, "send a comment line on idle streams this often; keep it below proxies' idle timeouts [GATEWAY_HEARTBEAT]")
+	fs.DurationVar(&n.Retry, "retry", 2*time.Second, "reconnect delay sent to clients (retry:); streams the node ends itself get 1-2x this [GATEWAY_RETRY]")
+	fs.DurationVar(&n.WriteTimeout, "write-timeout", 10*time.Second, "deadline for each write to a client; a client that misses it is disconnected [GATEWAY_WRITE_TIMEOUT]")
+	fs.IntVar(&n.MaxTopics, "max-topics", 32, "topics per stream [GATEWAY_MAX_TOPICS]")
+	fs.IntVar(&n.MaxTopicLen, "max-topic-length", pubsub.MaxTopicLen, "bytes per topic name [GATEWAY_MAX_TOPIC_LENGTH]")
+	fs.IntVar(&n.MaxQueueBytes, "max-queue-bytes", 1<<20, "unsent bytes a stream may fall behind before it is evicted (it reconnects and catches up) [GATEWAY_MAX_QUEUE_BYTES]")
+	fs.Int64Var(&n.MaxPublishBytes, "max-publish-bytes", 1<<20, "largest POST /publish body [GATEWAY_MAX_PUBLISH_BYTES]")
+	fs.DurationVar(&n.UnsubscribeGrace, "unsubscribe-grace", 5*time.Second, "keep a topic subscribed this long after its last stream leaves [GATEWAY_UNSUBSCRIBE_GRACE]")
+	fs.DurationVar(&n.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on a graceful shutdown [GATEWAY_SHUTDOWN_TIMEOUT]")
+	fs.BoolVar(&n.AllowAnonymous, "insecure-no-auth", false, "allow anyone to subscribe and publish without credentials (implied in single-node mode) [GATEWAY_INSECURE_NO_AUTH]")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error [GATEWAY_LOG_LEVEL]")
+	fs.StringVar(&c.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal) [GATEWAY_LOG_FORMAT]")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gateway: unexpected argument %q (see gateway -h)\n", fs.Arg(0))
+		return nil, errUsage
+	}
+	if err := c.history.validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case n.Heartbeat <= 0:
+		return nil, errors.New("--heartbeat must be positive")
+	case n.Retry <= 0:
+		return nil, errors.New("--retry must be positive")
+	case n.WriteTimeout <= 0:
+		return nil, errors.New("--write-timeout must be positive")
+	case n.MaxTopics <= 0:
+		return nil, errors.New("--max-topics must be positive")
+	case n.MaxTopicLen <= 0 || n.MaxTopicLen > pubsub.MaxTopicLen:
+		return nil, fmt.Errorf("--max-topic-length must be 1 to %d", pubsub.MaxTopicLen)
+	case n.MaxQueueBytes < c.history.maxEvent:
+		return nil, fmt.Errorf("--max-queue-bytes (%d) must hold at least one largest event (--max-event-bytes %d)", n.MaxQueueBytes, c.history.maxEvent)
+	case n.MaxPublishBytes <= 0:
+		return nil, errors.New("--max-publish-bytes must be positive")
+	case n.UnsubscribeGrace < 0 || n.ShutdownTimeout <= 0:
+		return nil, errors.New("--unsubscribe-grace must not be negative and --shutdown-timeout must be positive")
+	}
+	return c, nil
+}
+
+// envName is the environment variable behind a flag: GATEWAY_ + the flag
+// name in upper case with - as _.
+func envName(flagName string) string {
+	return "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from its environment variable.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := envName(f.Name)
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ssegateway/ssegateway/pubsub"
+)
+
+// runPublish publishes one event, straight to Redis through the publish
+// script when a Redis URL is configured, otherwise through a gateway's
+// POST /publish (which runs the same script).
+func runPublish(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gateway publish", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: gateway publish --topic T [--type X] DATA
+
+Publishes one event and prints its id. DATA is sent as is; "-" reads it from
+standard input. With a Redis URL the event goes straight to Redis through the
+publish script (use the same history settings as the gateway); without one it
+is posted to a gateway's /publish.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var topic, typ, redisURL, prefix, gatewayURL string
+	var hist historyFlags
+	fs.StringVar(&topic, "topic", "", "topic to publish to (required)")
+	fs.StringVar(&typ, "type", "", "event type; empty sends the SSE default \"message\"")
+	fs.StringVar(&redisURL, "redis-url", "", "publish straight to this Redis [GATEWAY_REDIS_URL]")
+	fs.StringVar(&prefix, "redis-prefix", pubsub.DefaultPrefix, "key prefix, as configured on the gateway [GATEWAY_REDIS_PREFIX]")
+	fs.StringVar(&gatewayURL, "url", "http://localhost:8080", "gateway to post to when no Redis URL is set [GATEWAY_URL]")
+	hist.register(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if topic == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "gateway publish: need --topic and exactly one DATA argument (see gateway publish -h)")
+		return errUsage
+	}
+	if err := hist.validate(); err != nil {
+		return err
+	}
+	data := fs.Arg(0)
+	if data == "-" {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, int64(hist.maxEvent)+1))
+		if err != nil {
+			return fmt.Errorf("read data from stdin: %w", err)
+		}
+		data = string(b)
+	}
+	msg := pubsub.Message{Topic: topic, Type: typ, Data: data}
+
+	var id string
+	var err error
+	if redisURL != "" {
+		id, err = publishRedis(ctx, redisURL, prefix, hist, msg)
+	} else {
+		id, err = publishHTTP(ctx, gatewayURL, msg)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, id)
+	return err
+}
+
+func publishRedis(ctx context.Context, url, prefix string, hist historyFlags, msg pubsub.Message) (string, error) {
+	keys, err := pubsub.NewKeys(prefix)
+	if err != nil {
+		return "", err
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return "", fmt.Errorf("--redis-url: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	return pubsub.NewPublisher(rdb, hist.publisher(keys, 0)).Publish(ctx, msg)
+}
+
+func publishHTTP(ctx context.Context, base string, msg pubsub.Message) (string, error) {
+	body, err := json.Marshal(map[string]string{"topic": msg.Topic, "type": msg.Type, "data": msg.Data})
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/publish", bytes.NewReader(body))
+	if err != nil {
+		return "", fmt.Errorf("--url: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("post to gateway (is one running at %s? or pass --redis-url): %w", base, err)
+	}
+	defer res.Body.Close()
+	var out struct{ ID, Error string }
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&out); err != nil {
+		return "", fmt.Errorf("gateway answered %s with a body that is not JSON", res.Status)
+	}
+	if res.StatusCode != http.StatusOK {
+		return "", errors.New("gateway refused the event: " + out.Error)
+	}
+	return out.ID, nil
+}

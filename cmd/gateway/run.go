@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegateway/ssegateway/gateway"
+	"github.com/ssegateway/ssegateway/pubsub"
+	"github.com/ssegateway/ssegateway/replay"
+)
+
+// errUsage marks command-line mistakes; the message has been printed.
+var errUsage = errors.New("usage error")
+
+// run is the whole program. It returns when ctx ends and the node has shut
+// down, or on a startup error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "publish":
+			return runPublish(ctx, args[1:], getenv, stdout, stderr)
+		case "script":
+			_, err := io.WriteString(stdout, pubsub.PublishScript())
+			return err
+		}
+	}
+	cfg, err := parseServe(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.logLevel, cfg.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	keys, err := pubsub.NewKeys(cfg.prefix)
+	if err != nil {
+		return err
+	}
+
+	redisURL := cfg.redisURL
+	if redisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("start embedded redis: %w", err)
+		}
+		defer mr.Close()
+		stopClock := embeddedClock(mr)
+		defer stopClock()
+		redisURL = "redis://" + mr.Addr()
+		cfg.node.AllowAnonymous = true
+		logger.Warn().Msg("SINGLE-NODE MODE: no --redis-url given, so this node runs on an embedded in-process Redis. " +
+			"Nothing is shared with other nodes and history is lost on exit. Anyone may subscribe and publish. " +
+			"This is a demo, not a production mode.")
+	} else if cfg.node.AllowAnonymous {
+		logger.Warn().Msg("--insecure-no-auth: anyone who can reach this node may subscribe to and publish on any topic")
+	}
+
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("--redis-url: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+
+	pub := pubsub.NewPublisher(rdb, cfg.publisher(keys))
+	sub := pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{
+		Keys:   keys,
+		Logger: logger.With().Str("component", "pubsub").Logger(),
+	})
+	srv, err := gateway.NewServer(cfg.node, gateway.Deps{
+		Publisher:  pub,
+		Subscriber: sub,
+		History:    replay.NewRedisStore(rdb, keys),
+		Ping:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		logger.Warn().Err(err).Str("redis", opts.Addr).Msg("redis is not reachable yet; streams wait for it and /readyz fails until it is")
+	}
+	cancel()
+	logger.Info().Str("addr", ln.Addr().String()).Str("redis", opts.Addr).Str("prefix", keys.Prefix()).Msg("listening")
+	return srv.Serve(ctx, ln)
+}
+
+// embeddedClock makes key expiry work on the embedded Redis, whose clock
+// only moves when told to.
+func embeddedClock(mr *miniredis.Miniredis) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				mr.FastForward(time.Second)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil || lvl == zerolog.NoLevel {
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	case "auto":
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+			}
+		}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format %q: use json, console or auto", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}

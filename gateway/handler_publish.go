@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ssegateway/ssegateway/pubsub"
+)
+
+// publishRequest is the body of POST /publish.
+type publishRequest struct {
+	Topic string          `json:"topic"`
+	Type  string          `json:"type"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// handlePublish serves POST /publish. data may be a JSON string, sent as is,
+// or any other JSON value, sent as its compact JSON text.
+func (s *Server) handlePublish(c echo.Context) error {
+	req := c.Request()
+	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxPublishBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var pr publishRequest
+	if err := dec.Decode(&pr); err != nil {
+		return s.publishError(c, badBody(err, s.cfg.MaxPublishBytes))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return s.publishError(c, badRequest("body must hold a single JSON object"))
+	}
+	if pr.Data == nil {
+		return s.publishError(c, badRequest(`"data" is required (a string, or any JSON value)`))
+	}
+	var data string
+	if pr.Data[0] == '"' {
+		if err := json.Unmarshal(pr.Data, &data); err != nil {
+			return s.publishError(c, badRequest("data: "+err.Error()))
+		}
+	} else {
+		var b bytes.Buffer
+		if err := json.Compact(&b, pr.Data); err != nil {
+			return s.publishError(c, badRequest("data: "+err.Error()))
+		}
+		data = b.String()
+	}
+	id, err := s.pub.Publish(req.Context(), pubsub.Message{Topic: pr.Topic, Type: pr.Type, Data: data})
+	switch {
+	case errors.Is(err, pubsub.ErrTooLarge):
+		return s.publishError(c, &httpErr{http.StatusRequestEntityTooLarge, trimPrefix(err)})
+	case errors.Is(err, pubsub.ErrInvalid):
+		return s.publishError(c, badRequest(trimPrefix(err)))
+	case err != nil:
+		s.log.Warn().Err(err).Str("topic", pr.Topic).Msg("publish failed")
+		return s.publishError(c, &httpErr{http.StatusServiceUnavailable, "publish failed: Redis is unavailable"})
+	}
+	s.m.published.WithLabelValues("ok").Inc()
+	return c.JSON(http.StatusOK, map[string]string{"id": id})
+}
+
+type httpErr struct {
+	status int
+	msg    string
+}
+
+func badRequest(msg string) *httpErr { return &httpErr{http.StatusBadRequest, msg} }
+
+func (s *Server) publishError(c echo.Context, e *httpErr) error {
+	result := "invalid"
+	if e.status == http.StatusServiceUnavailable {
+		result = "error"
+	}
+	s.m.published.WithLabelValues(result).Inc()
+	return jsonError(c, e.status, e.msg)
+}
+
+// badBody explains a body that did not decode.
+func badBody(err error, limit int64) *httpErr {
+	var maxErr *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &maxErr):
+		return &httpErr{http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", limit)}
+	case errors.Is(err, io.EOF):
+		return badRequest(`body is empty; send {"topic": "...", "data": ...}`)
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("body is not valid JSON: " + err.Error())
+	case errors.As(err, &typeErr):
+		return badRequest(fmt.Sprintf("%q must be a JSON %s", typeErr.Field, kindOf(typeErr.Field)))
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return badRequest(strings.TrimPrefix(err.Error(), "json: ") + `; allowed are "topic", "type" and "data"`)
+	}
+	return badRequest("body is not a valid publish request: " + err.Error())
+}
+
+func kindOf(field string) string {
+	if field == "" {
+		return "object"
+	}
+	return "string"
+}
+
+func trimPrefix(err error) string {
+	return strings.TrimPrefix(err.Error(), "pubsub: publish: ")
+}

@@ -1,0 +1,356 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegateway/ssegateway/pubsub"
+	"github.com/ssegateway/ssegateway/replay"
+)
+
+// handleEvents serves GET /events?topic=A&topic=B: one SSE stream of the
+// topics, resumed from Last-Event-ID (or ?lastEventId= on a first connect).
+//
+// Only a request that can never succeed gets an error status (bad topic
+// names, too many topics), because EventSource stops for good on any
+// non-200. Everything recoverable — an unreadable or stale cursor, Redis
+// trouble, a node shutting down — is answered in-band with 200.
+func (s *Server) handleEvents(c echo.Context) error {
+	req := c.Request()
+	topics, err := s.parseTopics(req.URL.Query()["topic"])
+	if err != nil {
+		return jsonError(c, http.StatusBadRequest, err.Error())
+	}
+	cursor := req.Header.Get("Last-Event-ID")
+	if cursor == "" {
+		cursor = req.URL.Query().Get("lastEventId")
+	}
+	w := c.Response()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	st := &stream{
+		s:    s,
+		w:    w,
+		rc:   http.NewResponseController(w),
+		conn: newConn(topics, s.cfg.MaxQueueBytes),
+	}
+	if s.log.GetLevel() <= zerolog.DebugLevel {
+		st.log = s.log.With().Strs("topics", topics).Str("remote", req.RemoteAddr).Logger()
+	} else {
+		st.log = s.log
+	}
+	started := time.Now()
+	s.m.open.Inc()
+	s.m.opened.Inc()
+	reason := st.serve(req.Context(), cursor)
+	s.m.open.Dec()
+	s.m.closed.WithLabelValues(reason.String()).Inc()
+	st.log.Debug().Stringer("reason", reason).Dur("duration", time.Since(started)).Msg("stream closed")
+	return nil
+}
+
+// parseTopics validates the topic parameters and returns them sorted and
+// without duplicates.
+func (s *Server) parseTopics(raw []string) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("at least one topic is required, e.g. /events?topic=news")
+	}
+	topics := slices.Clone(raw)
+	slices.Sort(topics)
+	topics = slices.Compact(topics)
+	if len(topics) > s.cfg.MaxTopics {
+		return nil, fmt.Errorf("%d topics requested, at most %d per stream allowed", len(topics), s.cfg.MaxTopics)
+	}
+	for _, t := range topics {
+		if err := pubsub.ValidateTopic(t, s.cfg.MaxTopicLen); err != nil {
+			return nil, err
+		}
+	}
+	return topics, nil
+}
+
+// stream is one open SSE response and its writer. Everything here runs on
+// the request's goroutine, which is the stream's only writer.
+type stream struct {
+	s    *Server
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	conn *conn
+	log  zerolog.Logger
+
+	pos       []replay.ID // per topic: the newest event this client has been sent
+	buf       []byte      // bytes waiting for the next write
+	lastWrite time.Time
+}
+
+// flushAt is the buffer size at which a replay flushes before going on.
+const flushAt = 64 << 10
+
+func (st *stream) serve(ctx context.Context, cursor string) closeReason {
+	s := st.s
+	if s.draining.Load() {
+		return st.bye(closeShutdown)
+	}
+	st.buf = appendRetry(st.buf, s.cfg.Retry.Milliseconds())
+	if st.flush() != nil {
+		return closeWrite
+	}
+
+	// Order matters: join first, so every event delivered from now on is
+	// queued for this stream; then learn each topic's position, replay up to
+	// it, and only then write what was queued, skipping what the replay
+	// already sent.
+	ts := s.hub.join(st.conn)
+	defer s.hub.leave(st.conn, ts)
+	hb := time.NewTicker(s.cfg.Heartbeat)
+	defer hb.Stop()
+	for _, t := range ts {
+		for waiting := true; waiting; {
+			select {
+			case <-t.ready:
+				waiting = false
+			case <-ctx.Done():
+				return closeClient
+			case <-s.closing:
+				return st.bye(closeShutdown)
+			case <-hb.C:
+				// Redis may be unreachable: keep the stream, and the proxy, alive.
+				st.buf = append(st.buf, heartbeat...)
+				if st.flush() != nil {
+					return closeWrite
+				}
+			}
+		}
+	}
+	if r, ok := st.resume(ctx, cursor, ts); !ok {
+		return r
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return closeClient
+		case <-s.closing:
+			return st.bye(closeShutdown)
+		case <-hb.C:
+			if time.Since(st.lastWrite) < s.cfg.Heartbeat/2 {
+				continue
+			}
+			st.buf = append(st.buf, heartbeat...)
+		case <-st.conn.notify:
+			items, evicted := st.conn.take()
+			if evicted {
+				st.conn.recycle(items)
+				return st.bye(closeSlow)
+			}
+			for _, q := range items {
+				st.appendFrame(q.f, q.idx)
+			}
+			st.conn.recycle(items)
+		}
+		if st.flush() != nil {
+			return closeWrite
+		}
+	}
+}
+
+// resume places every topic from the cursor, replays what the client missed
+// up to the position the hub had when the stream joined, and ends with a
+// checkpoint id. It reports false, with the reason, if the stream must end.
+func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (closeReason, bool) {
+	s := st.s
+	starts := decodeCursor(cursor, st.conn.tags)
+	upTo := make([]replay.ID, len(ts))
+	st.pos = make([]replay.ID, len(ts))
+	for i, t := range ts {
+		upTo[i] = t.position()
+		st.pos[i] = upTo[i]
+	}
+	lost := map[string][]int{}
+	var pages [][]replay.Entry
+	var replaying []int
+	for i, sp := range starts {
+		topic := st.conn.topics[i]
+		switch {
+		case sp.kind == startLive:
+		case sp.kind == startInvalid:
+			lost["invalid-cursor"] = append(lost["invalid-cursor"], i)
+		case sp.id == upTo[i]:
+		case upTo[i].Less(sp.id):
+			// The client saw more than this node has delivered yet (it came
+			// from a node further along). Live events up to its position
+			// are skipped, if the position is real.
+			ok, err := s.hist.Contains(ctx, topic, sp.id)
+			if err != nil {
+				st.log.Warn().Err(err).Msg("resume: checking a cursor failed")
+				return st.bye(closeRedis), false
+			}
+			if ok {
+				st.pos[i] = sp.id
+			} else {
+				lost["trimmed"] = append(lost["trimmed"], i)
+			}
+		default:
+			entries, err := s.hist.After(ctx, topic, sp.id, upTo[i], s.cfg.ReplayBatch)
+			switch {
+			case errors.Is(err, replay.ErrHistoryLost):
+				lost["trimmed"] = append(lost["trimmed"], i)
+			case err != nil:
+				st.log.Warn().Err(err).Msg("resume: reading history failed")
+				return st.bye(closeRedis), false
+			default:
+				st.pos[i] = sp.id
+				replaying = append(replaying, i)
+				pages = append(pages, entries)
+			}
+		}
+	}
+	for _, reason := range []string{"invalid-cursor", "trimmed"} {
+		if idx := lost[reason]; len(idx) > 0 {
+			st.appendLost(idx, reason)
+		}
+	}
+	for k, i := range replaying {
+		page := pages[k]
+		for {
+			for _, e := range page {
+				st.appendEvent(i, e)
+				if len(st.buf) >= flushAt && st.flush() != nil {
+					return closeWrite, false
+				}
+			}
+			s.m.replayed.Add(float64(len(page)))
+			if !st.pos[i].Less(upTo[i]) {
+				break
+			}
+			var err error
+			page, err = s.hist.After(ctx, st.conn.topics[i], st.pos[i], upTo[i], s.cfg.ReplayBatch)
+			if errors.Is(err, replay.ErrHistoryLost) {
+				// Trimmed while we were reading it.
+				st.pos[i] = upTo[i]
+				st.appendLost([]int{i}, "trimmed")
+				break
+			}
+			if err != nil {
+				st.log.Warn().Err(err).Msg("resume: reading history failed")
+				return st.bye(closeRedis), false
+			}
+		}
+	}
+	// The checkpoint: an id with no data sets the client's lastEventId
+	// without dispatching an event, so a reconnect resumes from here even if
+	// nothing else arrives first.
+	st.buf = st.appendID(st.buf)
+	st.buf = append(st.buf, '\n')
+	if st.flush() != nil {
+		return closeWrite, false
+	}
+	return 0, true
+}
+
+// appendID appends "id: <cursor>\n" for the current positions.
+func (st *stream) appendID(b []byte) []byte {
+	b = append(b, "id: "...)
+	b = appendCursor(b, st.conn.tags, st.pos)
+	return append(b, '\n')
+}
+
+// appendEvent appends a history entry of topic i.
+func (st *stream) appendEvent(i int, e replay.Entry) {
+	st.pos[i] = e.ID
+	st.buf = st.appendID(st.buf)
+	st.buf = appendBody(st.buf, e.Type, e.Data)
+	st.s.m.delivered.Inc()
+}
+
+// appendFrame appends a live frame of topic i unless the client already has
+// it.
+func (st *stream) appendFrame(f *frame, i int) {
+	p := st.pos[i]
+	if !p.Less(f.id) {
+		return
+	}
+	if f.lost {
+		st.pos[i] = f.id
+		st.appendLost([]int{i}, "trimmed")
+		return
+	}
+	if f.prev != p {
+		// The hub delivers each topic gap-free, so this is a bug; say so
+		// in-band rather than skip events silently.
+		st.log.Error().Str("topic", st.conn.topics[i]).Stringer("have", p).Stringer("prev", f.prev).
+			Stringer("id", f.id).Msg("event does not follow the stream's position")
+		st.pos[i] = f.prev
+		st.appendLost([]int{i}, "gap")
+	}
+	st.pos[i] = f.id
+	if len(st.pos) == 1 {
+		st.buf = append(st.buf, f.buf...)
+	} else {
+		st.buf = st.appendID(st.buf)
+		st.buf = append(st.buf, f.buf[f.body:]...)
+	}
+	st.s.m.delivered.Inc()
+}
+
+// historyLost is the data of a history-lost event.
+type historyLost struct {
+	Topics []string `json:"topics"`
+	Reason string   `json:"reason"`
+}
+
+// appendLost appends a history-lost event for the topics at indexes idx,
+// whose positions the caller has already moved to where the stream goes on.
+func (st *stream) appendLost(idx []int, reason string) {
+	hl := historyLost{Reason: reason}
+	for _, i := range idx {
+		hl.Topics = append(hl.Topics, st.conn.topics[i])
+	}
+	data, _ := json.Marshal(hl)
+	st.buf = st.appendID(st.buf)
+	st.buf = appendBody(append(st.buf, "event: "+pubsub.HistoryLostType+"\n"...), "", string(data))
+	st.s.m.historyLost.Inc()
+}
+
+// bye ends the stream with a retry hint, jittered so that clients of a
+// closing node do not all come back at the same moment.
+func (st *stream) bye(r closeReason) closeReason {
+	st.buf = appendRetry(st.buf, st.s.jitteredRetry().Milliseconds())
+	_ = st.flushWithin(min(st.s.cfg.WriteTimeout, 2*time.Second))
+	return r
+}
+
+func (st *stream) flush() error { return st.flushWithin(st.s.cfg.WriteTimeout) }
+
+// flushWithin writes the buffer and flushes it under a write deadline.
+func (st *stream) flushWithin(d time.Duration) error {
+	if len(st.buf) == 0 {
+		return nil
+	}
+	now := time.Now()
+	_ = st.rc.SetWriteDeadline(now.Add(d))
+	n, err := st.w.Write(st.buf)
+	if err == nil {
+		err = st.rc.Flush()
+	}
+	st.s.m.bytes.Add(float64(n))
+	st.lastWrite = now
+	if cap(st.buf) > 4*flushAt {
+		st.buf = nil
+	} else {
+		st.buf = st.buf[:0]
+	}
+	return err
+}

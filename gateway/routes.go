@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes is the node's whole HTTP surface.
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.httpError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error().Err(err).Bytes("stack", stack).Str("path", c.Path()).Msg("panic in handler")
+			return err
+		},
+	}))
+
+	e.GET("/", s.handleDemo)
+	e.GET("/events", s.handleEvents)
+	e.POST("/publish", s.handlePublish)
+	e.GET("/healthz", s.handleHealthz)
+	e.GET("/readyz", s.handleReadyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{})))
+	return e
+}
+
+// errorBody is every error response's JSON body.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func jsonError(c echo.Context, status int, msg string) error {
+	return c.JSON(status, errorBody{Error: msg})
+}
+
+// httpError renders echo's own errors (404, 405, panics) as JSON.
+func (s *Server) httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		} else {
+			msg = http.StatusText(status)
+		}
+	}
+	_ = jsonError(c, status, msg)
+}

@@ -1,0 +1,207 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegateway/ssegateway/pubsub"
+	"github.com/ssegateway/ssegateway/replay"
+)
+
+// Config holds the node's settings. Zero fields take the defaults below.
+type Config struct {
+	Heartbeat        time.Duration // comment line after this much silence; 15s
+	Retry            time.Duration // reconnect delay sent to clients; 2s
+	WriteTimeout     time.Duration // deadline of each write and flush; 10s
+	MaxTopics        int           // topics per stream; 32
+	MaxTopicLen      int           // bytes per topic name; 256
+	MaxQueueBytes    int           // a stream's unsent bytes before eviction; 1 MiB
+	MaxPublishBytes  int64         // POST /publish body size; 1 MiB
+	ReplayBatch      int64         // entries per history read; 512
+	UnsubscribeGrace time.Duration // keep an unused topic subscribed this long; 5s
+	ShutdownTimeout  time.Duration // bound on a graceful shutdown; 10s
+	// AllowAnonymous lets anyone subscribe to and publish on any topic. With
+	// no authentication configured it must be set explicitly.
+	AllowAnonymous bool
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Heartbeat, 15*time.Second)
+	def(&c.Retry, 2*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.UnsubscribeGrace, 5*time.Second)
+	def(&c.ShutdownTimeout, 10*time.Second)
+	if c.MaxTopics == 0 {
+		c.MaxTopics = 32
+	}
+	if c.MaxTopicLen == 0 {
+		c.MaxTopicLen = pubsub.MaxTopicLen
+	}
+	if c.MaxQueueBytes == 0 {
+		c.MaxQueueBytes = 1 << 20
+	}
+	if c.MaxPublishBytes == 0 {
+		c.MaxPublishBytes = 1 << 20
+	}
+	if c.ReplayBatch == 0 {
+		c.ReplayBatch = 512
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.UnsubscribeGrace < 0 || c.ShutdownTimeout < 0:
+		return errors.New("durations must not be negative")
+	case c.MaxTopics < 0 || c.MaxTopicLen < 0 || c.MaxQueueBytes < 0 || c.MaxPublishBytes < 0 || c.ReplayBatch < 0:
+		return errors.New("limits must not be negative")
+	case c.MaxTopicLen > pubsub.MaxTopicLen:
+		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, pubsub.MaxTopicLen)
+	case !c.AllowAnonymous:
+		return errors.New("no authentication is configured; allow anonymous access explicitly (--insecure-no-auth) to run without it")
+	}
+	return nil
+}
+
+// Publisher publishes one event and returns its id; *pubsub.Publisher
+// implements it. Errors wrapping pubsub.ErrInvalid or pubsub.ErrTooLarge are
+// the caller's fault; any other error is Redis's.
+type Publisher interface {
+	Publish(ctx context.Context, m pubsub.Message) (string, error)
+}
+
+// Subscriber is the node's pub/sub connection; *pubsub.Subscriber
+// implements it.
+type Subscriber interface {
+	Subscribe(topics ...string)
+	Unsubscribe(topics ...string)
+	Healthy() bool
+	Run(ctx context.Context, h pubsub.Handler) error
+}
+
+// Deps are the parts a Server is built from.
+type Deps struct {
+	Publisher  Publisher
+	Subscriber Subscriber
+	History    replay.Store
+	// Ping checks that Redis answers; /readyz uses it.
+	Ping   func(ctx context.Context) error
+	Logger zerolog.Logger
+}
+
+// Server is one gateway node. Build it with NewServer and run it with Serve.
+type Server struct {
+	cfg  Config
+	log  zerolog.Logger
+	pub  Publisher
+	sub  Subscriber
+	hist replay.Store
+	ping func(ctx context.Context) error
+	hub  *hub
+	m    *metrics
+	e    *echo.Echo
+
+	closing   chan struct{} // closed when streams must end
+	closeOnce sync.Once
+	draining  atomic.Bool
+}
+
+// NewServer validates cfg and builds a node. It starts nothing.
+func NewServer(cfg Config, d Deps) (*Server, error) {
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if d.Publisher == nil || d.Subscriber == nil || d.History == nil || d.Ping == nil {
+		return nil, errors.New("gateway: Publisher, Subscriber, History and Ping are all required")
+	}
+	s := &Server{
+		cfg: cfg, log: d.Logger, pub: d.Publisher, sub: d.Subscriber, hist: d.History, ping: d.Ping,
+		m:       newMetrics(),
+		closing: make(chan struct{}),
+	}
+	s.hub = newHub(d.Subscriber, d.History, d.Logger.With().Str("component", "hub").Logger(), s.m,
+		cfg.UnsubscribeGrace, cfg.ReplayBatch)
+	s.e = s.routes()
+	return s, nil
+}
+
+// Handler returns the node's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Serve runs the node on ln until ctx ends, then shuts down gracefully:
+// readiness turns false, streams end with a retry hint, in-flight requests
+// finish (bounded by ShutdownTimeout) and every goroutine started here
+// exits before Serve returns. It returns nil after a shutdown, or the error
+// that stopped the listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		if err := s.sub.Run(bg, s.hub); err != nil {
+			s.log.Error().Err(err).Msg("pub/sub subscriber stopped")
+		}
+	})
+	wg.Go(func() { s.hub.run(bg) })
+
+	hs := &http.Server{
+		Handler:           s.e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(httpErrorLog{s.log}, "", 0),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		stopBG()
+		return fmt.Errorf("gateway: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.log.Info().Msg("shutting down: closing streams")
+	s.draining.Store(true)
+	s.closeOnce.Do(func() { close(s.closing) })
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		s.log.Warn().Err(err).Msg("shutdown timed out; closing remaining connections")
+		_ = hs.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Warn().Err(err).Msg("serve")
+	}
+	return nil
+}
+
+// jitteredRetry is the reconnect delay for streams the node ends itself:
+// between 1x and 2x the configured retry.
+func (s *Server) jitteredRetry() time.Duration {
+	return s.cfg.Retry + rand.N(s.cfg.Retry+1)
+}
+
+// httpErrorLog sends net/http's own error log to zerolog.
+type httpErrorLog struct{ log zerolog.Logger }
+
+func (l httpErrorLog) Write(p []byte) (int, error) {
+	l.log.Debug().Str("component", "http").Msg(string(p))
+	return len(p), nil
+}

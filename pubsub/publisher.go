@@ -1,0 +1,104 @@
+package pubsub
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed publish.lua
+var publishLua string
+
+// PublishScript returns the Lua source of the publish contract, for services
+// that publish with their own Redis client.
+func PublishScript() string { return publishLua }
+
+// Defaults applied by [NewPublisher] to zero fields of [PublisherConfig].
+const (
+	DefaultMaxLen       = 10000
+	DefaultMaxAge       = 24 * time.Hour
+	DefaultMaxDataBytes = 64 << 10
+)
+
+// PublisherConfig configures a [Publisher]. Zero fields take the defaults
+// above; a negative MaxLen, MaxAge or MaxDataBytes means "no limit".
+type PublisherConfig struct {
+	Keys         Keys
+	MaxLen       int64         // entries kept per topic stream (approximate)
+	MaxAge       time.Duration // age of entries kept, and stream expiry
+	MaxDataBytes int           // largest data accepted
+	MaxTopicLen  int           // longest topic accepted; 0 means MaxTopicLen
+	Sharded      bool          // SPUBLISH instead of PUBLISH (Redis Cluster)
+}
+
+// Message is one event to publish.
+type Message struct {
+	Topic string
+	Type  string // optional; empty means the SSE default "message"
+	Data  string // UTF-8 text
+}
+
+// Publisher publishes events through the publish script. It is safe for
+// concurrent use and starts no goroutines.
+type Publisher struct {
+	rdb     redis.Scripter
+	cfg     PublisherConfig
+	script  *redis.Script
+	maxLen  string
+	maxAge  string
+	command string
+}
+
+// NewPublisher returns a Publisher that runs the script on rdb.
+func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
+	if cfg.MaxLen == 0 {
+		cfg.MaxLen = DefaultMaxLen
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.MaxDataBytes == 0 {
+		cfg.MaxDataBytes = DefaultMaxDataBytes
+	}
+	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(publishLua), command: "PUBLISH"}
+	p.maxLen = strconv.FormatInt(max(cfg.MaxLen, 0), 10)
+	p.maxAge = strconv.FormatInt(max(cfg.MaxAge.Milliseconds(), 0), 10)
+	if cfg.Sharded {
+		p.command = "SPUBLISH"
+	}
+	return p
+}
+
+// Validate checks m against the contract and the configured limits without
+// touching Redis. Errors wrap [ErrInvalid] or [ErrTooLarge].
+func (p *Publisher) Validate(m Message) error {
+	if err := ValidateTopic(m.Topic, p.cfg.MaxTopicLen); err != nil {
+		return err
+	}
+	if err := ValidateType(m.Type); err != nil {
+		return err
+	}
+	return ValidateData(m.Data, p.cfg.MaxDataBytes)
+}
+
+// Publish validates m and runs the publish script (EVALSHA, falling back to
+// EVAL when Redis does not have it cached). It returns the new event id.
+// Validation errors wrap [ErrInvalid] or [ErrTooLarge]; other errors come
+// from Redis.
+func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
+	if err := p.Validate(m); err != nil {
+		return "", fmt.Errorf("pubsub: publish: %w", err)
+	}
+	k := p.cfg.Keys
+	id, err := p.script.Run(ctx, p.rdb,
+		[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic)},
+		m.Type, m.Data, p.maxLen, p.maxAge, p.command).Text()
+	if err != nil {
+		return "", fmt.Errorf("pubsub: publish to %q: %w", m.Topic, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,142 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrHistoryLost is returned by [Store.After] when events after the position
+// are no longer in the stream (trimmed by count or age, expired, or lost by
+// Redis), or the position never belonged to the topic.
+var ErrHistoryLost = errors.New("replay: history lost")
+
+// Entry is one event of a topic's history.
+type Entry struct {
+	ID   ID
+	Prev ID     // the topic's event before this one; 0-0 for the first
+	Type string // empty for the SSE default type
+	Data string
+}
+
+// Store reads topics' histories. Implementations are safe for concurrent use.
+type Store interface {
+	// Last returns the id of the topic's newest event, or 0-0 if the topic
+	// has none on record.
+	Last(ctx context.Context, topic string) (ID, error)
+	// After returns up to count entries with after < id <= until, oldest
+	// first. A zero until means no upper bound. It returns ErrHistoryLost when
+	// the first entry does not name after as its predecessor, or when until
+	// lies beyond after but no entry is found.
+	After(ctx context.Context, topic string, after, until ID, count int64) ([]Entry, error)
+	// Contains reports whether the topic's stream holds an entry with id.
+	Contains(ctx context.Context, topic string, id ID) (bool, error)
+}
+
+// Keys names a topic's stream and its last-id record; pubsub.Keys satisfies it.
+type Keys interface {
+	Stream(topic string) string
+	Last(topic string) string
+}
+
+// RedisStore is a Store on Redis Streams written by the publish script.
+type RedisStore struct {
+	rdb  redis.Cmdable
+	keys Keys
+}
+
+var _ Store = (*RedisStore)(nil)
+
+// NewRedisStore returns a Store reading through rdb.
+func NewRedisStore(rdb redis.Cmdable, keys Keys) *RedisStore {
+	return &RedisStore{rdb: rdb, keys: keys}
+}
+
+// Last implements [Store]. It reads the topic's last-id record and, when that
+// has expired, the stream's newest entry.
+func (s *RedisStore) Last(ctx context.Context, topic string) (ID, error) {
+	v, err := s.rdb.Get(ctx, s.keys.Last(topic)).Result()
+	if err == nil {
+		id, err := ParseID(v)
+		if err != nil {
+			return ID{}, fmt.Errorf("replay: last id of %q is %q: %w", topic, v, err)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, redis.Nil) {
+		return ID{}, fmt.Errorf("replay: last id of %q: %w", topic, err)
+	}
+	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.Stream(topic), "+", "-", 1).Result()
+	if err != nil {
+		return ID{}, fmt.Errorf("replay: newest entry of %q: %w", topic, err)
+	}
+	if len(msgs) == 0 {
+		return ID{}, nil
+	}
+	id, err := ParseID(msgs[0].ID)
+	if err != nil {
+		return ID{}, fmt.Errorf("replay: newest entry of %q: %w", topic, err)
+	}
+	return id, nil
+}
+
+// After implements [Store].
+func (s *RedisStore) After(ctx context.Context, topic string, after, until ID, count int64) ([]Entry, error) {
+	stop := "+"
+	if !until.IsZero() {
+		if !after.Less(until) {
+			return nil, nil
+		}
+		stop = until.String()
+	}
+	msgs, err := s.rdb.XRangeN(ctx, s.keys.Stream(topic), "("+after.String(), stop, count).Result()
+	if err != nil {
+		return nil, fmt.Errorf("replay: read %q after %s: %w", topic, after, err)
+	}
+	if len(msgs) == 0 {
+		if until.IsZero() {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("replay: %q has no entries after %s up to %s: %w", topic, after, until, ErrHistoryLost)
+	}
+	entries := make([]Entry, len(msgs))
+	for i, m := range msgs {
+		e, err := entry(m)
+		if err != nil {
+			return nil, fmt.Errorf("replay: read %q: %w", topic, err)
+		}
+		entries[i] = e
+	}
+	if entries[0].Prev != after {
+		return nil, fmt.Errorf("replay: %q entry %s follows %s, not %s: %w",
+			topic, entries[0].ID, entries[0].Prev, after, ErrHistoryLost)
+	}
+	return entries, nil
+}
+
+// Contains implements [Store].
+func (s *RedisStore) Contains(ctx context.Context, topic string, id ID) (bool, error) {
+	v := id.String()
+	msgs, err := s.rdb.XRangeN(ctx, s.keys.Stream(topic), v, v, 1).Result()
+	if err != nil {
+		return false, fmt.Errorf("replay: look up %s in %q: %w", v, topic, err)
+	}
+	return len(msgs) == 1, nil
+}
+
+func entry(m redis.XMessage) (Entry, error) {
+	id, err := ParseID(m.ID)
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{ID: id}
+	p, _ := m.Values["p"].(string)
+	if e.Prev, err = ParseID(p); err != nil {
+		return Entry{}, fmt.Errorf("entry %s has no valid predecessor field p (not written by the publish script?)", m.ID)
+	}
+	e.Type, _ = m.Values["t"].(string)
+	e.Data, _ = m.Values["d"].(string)
+	return e, nil
+}
