@@ -92,19 +92,14 @@ func badBody(err error, limit int64) *httpErr {
 		return badRequest(`body is empty; send {"topic": "...", "data": ...}`)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("body is not valid JSON: " + err.Error())
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return badRequest(`body must be a JSON object: {"topic": "...", "data": ...}`)
 	case errors.As(err, &typeErr):
-		return badRequest(fmt.Sprintf("%q must be a JSON %s", typeErr.Field, kindOf(typeErr.Field)))
+		return badRequest(fmt.Sprintf("%q must be a JSON string", typeErr.Field))
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		return badRequest(strings.TrimPrefix(err.Error(), "json: ") + `; allowed are "topic", "type" and "data"`)
 	}
 	return badRequest("body is not a valid publish request: " + err.Error())
-}
-
-func kindOf(field string) string {
-	if field == "" {
-		return "object"
-	}
-	return "string"
 }
 
 func trimPrefix(err error) string {

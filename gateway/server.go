@@ -151,9 +151,11 @@ func (s *Server) Handler() http.Handler { return s.e }
 // that stopped the listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		stopBG()
+		wg.Wait()
+	}()
 	wg.Go(func() {
 		if err := s.sub.Run(bg, s.hub); err != nil {
 			s.log.Error().Err(err).Msg("pub/sub subscriber stopped")
@@ -172,7 +174,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { served <- hs.Serve(ln) }()
 	select {
 	case err := <-served:
-		stopBG()
 		return fmt.Errorf("gateway: serve: %w", err)
 	case <-ctx.Done():
 	}

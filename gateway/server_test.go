@@ -1,0 +1,328 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/pubsub"
+	"github.com/ssegateway/ssegateway/replay"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type testNode struct {
+	url string
+	srv *Server
+	rdb *redis.Client
+	pub *pubsub.Publisher
+}
+
+// startNode runs a Server on miniredis with the real publisher, subscriber
+// and store, until the test ends.
+func startNode(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig) *testNode {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	keys, _ := pubsub.NewKeys("t:")
+	pcfg.Keys = keys
+	pub := pubsub.NewPublisher(rdb, pcfg)
+	cfg.AllowAnonymous = true
+	if cfg.UnsubscribeGrace == 0 {
+		cfg.UnsubscribeGrace = 50 * time.Millisecond
+	}
+	srv, err := NewServer(cfg, Deps{
+		Publisher:  pub,
+		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop()}),
+		History:    replay.NewRedisStore(rdb, keys),
+		Ping:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:     zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		rdb.Close()
+	})
+	return &testNode{url: "http://" + ln.Addr().String(), srv: srv, rdb: rdb, pub: pub}
+}
+
+func (n *testNode) publish(t *testing.T, topic, data string) string {
+	t.Helper()
+	id, err := n.pub.Publish(context.Background(), pubsub.Message{Topic: topic, Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// collector runs an sseclient until the test ends and records its events.
+type collector struct {
+	events chan sseclient.Event
+	opens  chan struct{}
+	err    chan error
+}
+
+func subscribe(t *testing.T, rawURL, lastEventID string) *collector {
+	t.Helper()
+	c := &collector{events: make(chan sseclient.Event, 10000), opens: make(chan struct{}, 100), err: make(chan error, 1)}
+	cl := &sseclient.Client{URL: rawURL, LastEventID: lastEventID, Retry: 20 * time.Millisecond,
+		OnOpen: func() { c.opens <- struct{}{} }}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		c.err <- cl.Run(ctx, func(ev sseclient.Event) error { c.events <- ev; return nil })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-c.err; err != nil {
+			t.Errorf("client: %v", err)
+		}
+	})
+	return c
+}
+
+func (c *collector) next(t *testing.T) sseclient.Event {
+	t.Helper()
+	select {
+	case ev := <-c.events:
+		return ev
+	case err := <-c.err:
+		t.Fatalf("client stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for an event")
+	}
+	return sseclient.Event{}
+}
+
+// ready waits until the stream is open and its checkpoint written, so live
+// events published after this are the stream's.
+func (n *testNode) waitStreams(t *testing.T, want int) {
+	t.Helper()
+	waitFor(t, "streams live", func() bool {
+		return int(testGauge(n.srv.m.open)) == want && n.srv.hub.allLive()
+	})
+}
+
+func eventsURL(base string, topics ...string) string {
+	q := url.Values{"topic": topics}
+	return base + "/events?" + q.Encode()
+}
+
+func TestServer_events_liveDelivery(t *testing.T) {
+	n := startNode(t, Config{}, pubsub.PublisherConfig{})
+	res, err := http.Get(eventsURL(n.url, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	for k, want := range map[string]string{"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	p := sseclient.NewParser(res.Body, "")
+	n.waitStreams(t, 1)
+	id := n.publish(t, "a", "line1\nline2")
+	ev, err := p.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Data != "line1\nline2" || ev.LastEventID != id || ev.Type != "message" {
+		t.Fatalf("got %+v, want id %s", ev, id)
+	}
+	if p.Retry != 2*time.Second {
+		t.Fatalf("retry %v", p.Retry)
+	}
+}
+
+func TestServer_events_resumeFromCursor(t *testing.T) {
+	n := startNode(t, Config{}, pubsub.PublisherConfig{})
+	var idsA []string
+	for i := range 5 {
+		idsA = append(idsA, n.publish(t, "a", fmt.Sprint(i)))
+	}
+	for _, how := range []string{"header", "query"} {
+		t.Run(how, func(t *testing.T) {
+			u, last := eventsURL(n.url, "a"), idsA[1]
+			if how == "query" {
+				u, last = u+"&lastEventId="+idsA[1], ""
+			}
+			c := subscribe(t, u, last)
+			for i := 2; i < 5; i++ {
+				if ev := c.next(t); ev.Data != fmt.Sprint(i) || ev.LastEventID != idsA[i] {
+					t.Fatalf("replay %d: got %+v", i, ev)
+				}
+			}
+		})
+	}
+}
+
+func TestServer_events_multiTopicResume(t *testing.T) {
+	n := startNode(t, Config{}, pubsub.PublisherConfig{})
+	c := subscribe(t, eventsURL(n.url, "a", "b", "c"), "")
+	n.waitStreams(t, 1)
+	n.publish(t, "a", "a0")
+	n.publish(t, "b", "b0")
+	ev := c.next(t)
+	ev2 := c.next(t)
+	if ev.Data != "a0" || ev2.Data != "b0" {
+		t.Fatalf("got %+v %+v", ev, ev2)
+	}
+	// Published while the client is away: a1 and c0.
+	n.publish(t, "a", "a1")
+	n.publish(t, "c", "c0")
+	r := subscribe(t, eventsURL(n.url, "c", "b", "a"), ev2.LastEventID)
+	got := map[string]bool{}
+	for range 2 {
+		got[r.next(t).Data] = true
+	}
+	if !got["a1"] || !got["c0"] {
+		t.Fatalf("resume got %v, want a1 and c0", got)
+	}
+	select {
+	case ev := <-r.events:
+		t.Fatalf("unexpected extra event %+v", ev)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func TestServer_events_invalidCursorGivesHistoryLost(t *testing.T) {
+	n := startNode(t, Config{}, pubsub.PublisherConfig{})
+	n.publish(t, "a", "old")
+	c := subscribe(t, eventsURL(n.url, "a", "b"), "not-a-cursor")
+	ev := c.next(t)
+	var hl historyLost
+	if ev.Type != "history-lost" || json.Unmarshal([]byte(ev.Data), &hl) != nil ||
+		strings.Join(hl.Topics, ",") != "a,b" || hl.Reason != "invalid-cursor" {
+		t.Fatalf("got %+v", ev)
+	}
+	n.waitStreams(t, 1)
+	n.publish(t, "b", "new")
+	if ev := c.next(t); ev.Data != "new" {
+		t.Fatalf("after history-lost got %+v", ev)
+	}
+}
+
+func TestServer_events_trimmedCursorGivesHistoryLost(t *testing.T) {
+	n := startNode(t, Config{}, pubsub.PublisherConfig{MaxLen: 1})
+	first := n.publish(t, "a", "0")
+	for i := 1; i < 300; i++ { // MAXLEN ~ trims whole macro nodes: publish well past one
+		n.publish(t, "a", fmt.Sprint(i))
+	}
+	c := subscribe(t, eventsURL(n.url, "a"), first)
+	ev := c.next(t)
+	if ev.Type != "history-lost" || !strings.Contains(ev.Data, `"reason":"trimmed"`) {
+		t.Fatalf("got %+v", ev)
+	}
+	n.waitStreams(t, 1)
+	n.publish(t, "a", "live")
+	if ev := c.next(t); ev.Data != "live" {
+		t.Fatalf("after history-lost got %+v", ev)
+	}
+}
+
+func TestServer_events_badRequests(t *testing.T) {
+	n := startNode(t, Config{MaxTopics: 2}, pubsub.PublisherConfig{})
+	cases := map[string]string{
+		"/events":                                   "at least one topic",
+		"/events?topic=":                            "topic is empty",
+		"/events?topic=a%7Bb":                       "'{'",
+		"/events?topic=a&topic=b&topic=c":           "at most 2",
+		"/events?topic=" + strings.Repeat("x", 300): "at most 256",
+		"/events?topic=a%00b":                       "at byte 1",
+	}
+	for path, want := range cases {
+		res, err := http.Get(n.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), want) ||
+			!strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("GET %s: %d %s, want 400 mentioning %s", path, res.StatusCode, body, want)
+		}
+	}
+}
+
+func TestServer_publish(t *testing.T) {
+	n := startNode(t, Config{MaxPublishBytes: 2048}, pubsub.PublisherConfig{MaxDataBytes: 100})
+	cases := []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"string data", `{"topic":"a","data":"hi\nthere"}`, 200, "hi\nthere"},
+		{"object data", `{"topic":"a","data": {"x": [1, 2]} }`, 200, `{"x":[1,2]}`},
+		{"number data", `{"topic":"a","type":"n","data":42}`, 200, "42"},
+		{"null data", `{"topic":"a","data":null}`, 200, "null"},
+		{"empty body", ``, 400, "body is empty"},
+		{"not json", `topic=a`, 400, "not valid JSON"},
+		{"truncated", `{"topic":"a"`, 400, "not valid JSON"},
+		{"unknown field", `{"topic":"a","data":"x","extra":1}`, 400, `unknown field "extra"`},
+		{"no data", `{"topic":"a"}`, 400, `"data" is required`},
+		{"no topic", `{"data":"x"}`, 400, "topic is empty"},
+		{"bad topic", `{"topic":"a}b","data":"x"}`, 400, "'}'"},
+		{"topic not string", `{"topic":5,"data":"x"}`, 400, `"topic" must be a JSON string`},
+		{"array body", `[1]`, 400, "JSON object"},
+		{"two objects", `{"topic":"a","data":"x"}{}`, 400, "single JSON object"},
+		{"reserved type", `{"topic":"a","type":"history-lost","data":"x"}`, 400, "reserved"},
+		{"type with newline", `{"topic":"a","type":"a\nb","data":"x"}`, 400, "control characters"},
+		{"data too large", `{"topic":"a","data":"` + strings.Repeat("x", 101) + `"}`, 413, "at most 100"},
+		{"body too large", `{"topic":"a","data":"` + strings.Repeat("x", 3000) + `"}`, 413, "larger than 2048"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := http.Post(n.url+"/publish", "application/json", strings.NewReader(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var out struct{ ID, Error string }
+			if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+				t.Fatalf("body is not JSON: %v", err)
+			}
+			if res.StatusCode != c.status {
+				t.Fatalf("status %d (%+v), want %d", res.StatusCode, out, c.status)
+			}
+			if c.status != 200 {
+				if !strings.Contains(out.Error, c.want) {
+					t.Fatalf("error %q, want it to mention %q", out.Error, c.want)
+				}
+				return
+			}
+			msgs, err := n.rdb.XRevRangeN(context.Background(), "t:{a}:stream", "+", "-", 1).Result()
+			if err != nil || len(msgs) != 1 || msgs[0].ID != out.ID || msgs[0].Values["d"] != c.want {
+				t.Fatalf("stored %+v (%v), want id %s data %q", msgs, err, out.ID, c.want)
+			}
+		})
+	}
+}
+
+func testGauge(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }

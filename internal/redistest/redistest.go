@@ -1,0 +1,134 @@
+// Package redistest starts real redis-server processes for tests: one per
+// test, on a free port, with persistence off unless asked for, killed when
+// the test ends.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	tb   testing.TB
+	port int
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Option adjusts the server's command line.
+type Option func(*Server)
+
+// WithPersistence turns on the append-only file (fsync every write), so a
+// restart keeps every acknowledged write.
+func WithPersistence() Option {
+	return func(s *Server) { s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always") }
+}
+
+// WithArgs appends raw redis-server arguments.
+func WithArgs(args ...string) Option {
+	return func(s *Server) { s.args = append(s.args, args...) }
+}
+
+// Start starts a redis-server for tb and stops it in tb.Cleanup. It fails
+// the test, saying how to install Redis, if redis-server is not installed.
+func Start(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Fatal("redis-server is not installed; install it (Debian: apt-get install -y redis-server) or run `make test`, which does")
+	}
+	s := &Server{tb: tb, dir: tb.TempDir(), port: FreePort(tb)}
+	s.args = []string{"--save", "", "--appendonly", "no"}
+	for _, o := range opts {
+		o(s)
+	}
+	s.launch()
+	tb.Cleanup(s.Kill)
+	return s
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (s *Server) launch() {
+	s.tb.Helper()
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
+		"--daemonize", "no", "--loglevel", "warning", "--logfile", ""}, s.args...)
+	cmd := exec.Command("redis-server", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		s.tb.Fatalf("start redis-server: %v", err)
+	}
+	s.cmd, s.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(s.done)
+
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-s.done:
+			s.tb.Fatalf("redis-server on port %d exited at start (port taken?)", s.port)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("redis-server on port %d did not answer PING: %v", s.port, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Addr is host:port of the server.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// URL is the server's redis:// URL.
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+// Client returns a new client of the server, closed when the test ends.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	s.tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Kill stops the server at once (SIGKILL), as a crash would.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port and directory, so it
+// reloads whatever it persisted.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Kill()
+	s.launch()
+}
