@@ -1,0 +1,331 @@
+package pubsub_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/pubsub"
+	"github.com/ssegateway/ssegateway/replay"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestValidateTopic(t *testing.T) {
+	ok := []string{"a", "orders/123", "user:42", "news.world", "a-b_c.d:e/f@g=h+i~j", strings.Repeat("x", 256)}
+	for _, s := range ok {
+		if err := pubsub.ValidateTopic(s, 0); err != nil {
+			t.Errorf("ValidateTopic(%q) = %v, want ok", s, err)
+		}
+	}
+	bad := []string{"", "a{b", "a}b", "{a}", "a b", "a*", "a?", "a[b]", "a\nb", "a\x00b", "é", "a,b", "a\\b",
+		"a%b", "a#b", "a\"b", strings.Repeat("x", 257)}
+	for _, s := range bad {
+		err := pubsub.ValidateTopic(s, 0)
+		if !errors.Is(err, pubsub.ErrInvalid) {
+			t.Errorf("ValidateTopic(%q) = %v, want ErrInvalid", s, err)
+		}
+	}
+	if err := pubsub.ValidateTopic("abcd", 3); err == nil || !strings.Contains(err.Error(), "at most 3") {
+		t.Errorf("max length not applied: %v", err)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	k, err := pubsub.NewKeys("app:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := k.Stream("a/b"); got != "app:{a/b}:stream" {
+		t.Fatal(got)
+	}
+	if got := k.Channel("a/b"); got != "app:{a/b}:events" {
+		t.Fatal(got)
+	}
+	if topic, ok := k.TopicOf(k.Channel("a/b")); !ok || topic != "a/b" {
+		t.Fatal(topic, ok)
+	}
+	for _, ch := range []string{"other:{a}:events", "app:{a}:stream", "app:{}:events", "app:a:events"} {
+		if _, ok := k.TopicOf(ch); ok {
+			t.Errorf("TopicOf(%q) accepted", ch)
+		}
+	}
+	for _, p := range []string{"a{", "}", "a b", "x\n", strings.Repeat("p", 65)} {
+		if _, err := pubsub.NewKeys(p); err == nil {
+			t.Errorf("NewKeys(%q) accepted", p)
+		}
+	}
+}
+
+func TestEnvelope_roundTrip(t *testing.T) {
+	for _, e := range []pubsub.Envelope{
+		{ID: "1-0", Prev: "0-0", Data: ""},
+		{ID: "5-2", Prev: "5-1", Type: "t", Data: "a\nb\n\n1\nx"},
+	} {
+		got, err := pubsub.ParseEnvelope(e.String())
+		if err != nil || got != e {
+			t.Fatalf("round trip of %+v: %+v, %v", e, got, err)
+		}
+	}
+	for _, bad := range []string{"", "1", "2\n1-0\n0-0\n\nx", "1\n\n0-0\n\nx", "1\n1-0\n0-0"} {
+		if _, err := pubsub.ParseEnvelope(bad); err == nil {
+			t.Errorf("ParseEnvelope(%q) accepted", bad)
+		}
+	}
+}
+
+// publishers returns a real Redis and a miniredis client, so the script is
+// held to both.
+func backends(t *testing.T) map[string]*redis.Client {
+	real := redistest.Start(t).Client()
+	mr := miniredis.RunT(t)
+	mini := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { mini.Close() })
+	return map[string]*redis.Client{"redis-server": real, "miniredis": mini}
+}
+
+func TestPublisher_Publish_contract(t *testing.T) {
+	for name, rdb := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			keys, _ := pubsub.NewKeys("c:")
+			ps := rdb.Subscribe(ctx, keys.Channel("a"))
+			defer ps.Close()
+			if _, err := ps.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+			prev := "0-0"
+			for i := range 5 {
+				typ := ""
+				if i%2 == 1 {
+					typ = "odd"
+				}
+				id, err := p.Publish(ctx, pubsub.Message{Topic: "a", Type: typ, Data: fmt.Sprintf("d%d\nx", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				msg, err := ps.ReceiveMessage(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env, err := pubsub.ParseEnvelope(msg.Payload)
+				want := pubsub.Envelope{ID: id, Prev: prev, Type: typ, Data: fmt.Sprintf("d%d\nx", i)}
+				if err != nil || env != want {
+					t.Fatalf("envelope %+v (%v), want %+v", env, err, want)
+				}
+				p1, _ := replay.ParseID(prev)
+				p2, _ := replay.ParseID(id)
+				if !p1.Less(p2) {
+					t.Fatalf("id %s does not follow %s", id, prev)
+				}
+				prev = id
+			}
+			if got := rdb.Get(ctx, keys.Last("a")).Val(); got != prev {
+				t.Fatalf(":last = %q, want %q", got, prev)
+			}
+			entries, _ := rdb.XRange(ctx, keys.Stream("a"), "-", "+").Result()
+			if len(entries) != 5 || entries[1].Values["t"] != "odd" || entries[0].Values["t"] != nil ||
+				entries[4].Values["p"] != entries[3].ID {
+				t.Fatalf("stream entries %+v", entries)
+			}
+			if ttl := rdb.PTTL(ctx, keys.Stream("a")).Val(); ttl <= 23*time.Hour {
+				t.Fatalf("stream TTL %v, want the 24h history age", ttl)
+			}
+		})
+	}
+}
+
+// TestPublisher_Publish_idsIncreaseAfterExpiry: a stream that expired and is
+// recreated continues after the last id on record, even if the server clock
+// went backwards.
+func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	keys, _ := pubsub.NewKeys("")
+	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+	future := fmt.Sprintf("%d-5", time.Now().Add(time.Hour).UnixMilli())
+	rdb.Set(ctx, keys.Last("a"), future, 0)
+	id, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := replay.ParseID(future)
+	if got, _ := replay.ParseID(id); got != (replay.ID{Ms: f.Ms, Seq: 6}) {
+		t.Fatalf("id %s, want %d-6", id, f.Ms)
+	}
+	// The :last record lost but the stream kept: continue after its newest.
+	rdb.Del(ctx, keys.Last("a"))
+	id2, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := replay.ParseID(id2); got != (replay.ID{Ms: f.Ms, Seq: 7}) {
+		t.Fatalf("id %s, want %d-7", id2, f.Ms)
+	}
+}
+
+func TestPublisher_Publish_scriptFlushed(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	keys, _ := pubsub.NewKeys("")
+	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+	if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.ScriptFlush(ctx)
+	if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "2"}); err != nil {
+		t.Fatalf("after SCRIPT FLUSH (EVALSHA must fall back to EVAL): %v", err)
+	}
+}
+
+func TestPublisher_Publish_rejects(t *testing.T) {
+	p := pubsub.NewPublisher(nil, pubsub.PublisherConfig{MaxDataBytes: 4})
+	cases := map[string]pubsub.Message{
+		"topic":        {Topic: "a{b}", Data: "x"},
+		"type":         {Topic: "a", Type: "x\ry", Data: "x"},
+		"reserved":     {Topic: "a", Type: pubsub.HistoryLostType, Data: "x"},
+		"utf8":         {Topic: "a", Data: "\xff"},
+		"size":         {Topic: "a", Data: "12345"},
+		"type too big": {Topic: "a", Type: strings.Repeat("t", 129), Data: "x"},
+	}
+	for name, m := range cases {
+		_, err := p.Publish(context.Background(), m) // rejected before any Redis call (rdb is nil)
+		if !errors.Is(err, pubsub.ErrInvalid) && !errors.Is(err, pubsub.ErrTooLarge) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// recorder is a pubsub.Handler that records what it is told.
+type recorder struct {
+	mu     sync.Mutex
+	events []string // "topic=data"
+	subs   []string
+	disc   int
+}
+
+func (r *recorder) HandleEvent(topic string, e pubsub.Envelope) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, topic+"="+e.Data)
+}
+
+func (r *recorder) HandleSubscribed(topic string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subs = append(r.subs, topic)
+}
+
+func (r *recorder) HandleDisconnected(error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.disc++
+}
+
+func (r *recorder) snapshot() (events, subs []string, disc int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...), append([]string(nil), r.subs...), r.disc
+}
+
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func count(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSubscriber_Run_resubscribesAfterRedisRestart kills the real Redis under
+// a running subscriber and checks that it reports the loss, resubscribes
+// every wanted topic when Redis is back, and delivers again.
+func TestSubscriber_Run_resubscribesAfterRedisRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	keys, _ := pubsub.NewKeys("r:")
+	sub := pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, PingInterval: 100 * time.Millisecond,
+		MaxBackoff: 100 * time.Millisecond, Logger: zerolog.Nop()})
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sub.Run(ctx, rec) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	sub.Subscribe("a", "b")
+	waitFor(t, "subscriptions", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 && count(s, "b") == 1 })
+	waitFor(t, "healthy", sub.Healthy)
+	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "a", Data: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "event 1", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=1") == 1 })
+
+	srv.Kill()
+	waitFor(t, "disconnect", func() bool { _, _, d := rec.snapshot(); return d >= 1 })
+	if sub.Healthy() {
+		t.Fatal("healthy while Redis is down")
+	}
+	sub.Unsubscribe("b") // interest changes while down are applied on reconnect
+	srv.Restart()
+	waitFor(t, "resubscription", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
+	waitFor(t, "healthy again", sub.Healthy)
+	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "a", Data: "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "b", Data: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "event 2", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=2") == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if e, s, _ := rec.snapshot(); count(e, "b=x") != 0 || count(s, "b") != 1 {
+		t.Fatalf("b was unsubscribed but: events %v subs %v", e, s)
+	}
+}
+
+// TestSubscriber_Subscribe_reconfirms: asking again for a subscribed topic,
+// or for one just unsubscribed, is confirmed again.
+func TestSubscriber_Subscribe_reconfirms(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	sub := pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Logger: zerolog.Nop()})
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sub.Run(ctx, rec) }()
+	defer func() { cancel(); <-done }()
+	sub.Subscribe("a")
+	waitFor(t, "first", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 })
+	sub.Unsubscribe("a")
+	sub.Subscribe("a")
+	waitFor(t, "second", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
+}

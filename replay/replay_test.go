@@ -1,0 +1,171 @@
+package replay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/pubsub"
+	"github.com/ssegateway/ssegateway/replay"
+)
+
+func TestParseID(t *testing.T) {
+	for _, s := range []string{"0-0", "1-2", "18446744073709551615-18446744073709551615"} {
+		id, err := replay.ParseID(s)
+		if err != nil || id.String() != s {
+			t.Errorf("ParseID(%q) = %v, %v", s, id, err)
+		}
+	}
+	for _, s := range []string{"", "1", "-1", "1-", "a-1", "1-a", "+1-0", "1 -0", "18446744073709551616-0", "1-0-0", "１-0"} {
+		if _, err := replay.ParseID(s); err == nil {
+			t.Errorf("ParseID(%q) accepted", s)
+		}
+	}
+	a, b, c := replay.ID{Ms: 1, Seq: 9}, replay.ID{Ms: 2}, replay.ID{Ms: 2, Seq: 1}
+	if !a.Less(b) || !b.Less(c) || c.Less(a) || a.Less(a) {
+		t.Error("Less ordering wrong")
+	}
+}
+
+type fixture struct {
+	rdb   *redis.Client
+	keys  pubsub.Keys
+	store *replay.RedisStore
+	ids   []replay.ID
+}
+
+func newFixture(t *testing.T, cfg pubsub.PublisherConfig, n int) *fixture {
+	t.Helper()
+	srv := redistest.Start(t, redistest.WithArgs("--stream-node-max-entries", "4"))
+	f := &fixture{rdb: srv.Client()}
+	f.keys, _ = pubsub.NewKeys("h:")
+	cfg.Keys = f.keys
+	f.store = replay.NewRedisStore(f.rdb, f.keys)
+	pub := pubsub.NewPublisher(f.rdb, cfg)
+	for i := range n {
+		s, err := pub.Publish(context.Background(), pubsub.Message{Topic: "a", Data: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := replay.ParseID(s)
+		f.ids = append(f.ids, id)
+	}
+	return f
+}
+
+func TestRedisStore_After_pages(t *testing.T) {
+	f := newFixture(t, pubsub.PublisherConfig{}, 10)
+	ctx := context.Background()
+	var got []string
+	pos := f.ids[2]
+	for {
+		page, err := f.store.After(ctx, "a", pos, f.ids[8], 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			got = append(got, e.Data)
+		}
+		pos = page[len(page)-1].ID
+		if pos == f.ids[8] {
+			break
+		}
+	}
+	if fmt.Sprint(got) != "[3 4 5 6 7 8]" {
+		t.Fatalf("got %v", got)
+	}
+	// From the very beginning (0-0): the first entry names 0-0.
+	page, err := f.store.After(ctx, "a", replay.ID{}, replay.ID{}, 100)
+	if err != nil || len(page) != 10 {
+		t.Fatalf("from 0-0: %d entries, %v", len(page), err)
+	}
+	// Up to date: nothing, no error.
+	if page, err := f.store.After(ctx, "a", f.ids[9], f.ids[9], 10); err != nil || len(page) != 0 {
+		t.Fatalf("up to date: %v %v", page, err)
+	}
+	last, err := f.store.Last(ctx, "a")
+	if err != nil || last != f.ids[9] {
+		t.Fatalf("Last = %v, %v", last, err)
+	}
+}
+
+func TestRedisStore_After_lostAfterCountTrim(t *testing.T) {
+	f := newFixture(t, pubsub.PublisherConfig{MaxLen: 5}, 30)
+	ctx := context.Background()
+	_, err := f.store.After(ctx, "a", f.ids[0], f.ids[29], 10)
+	if !errors.Is(err, replay.ErrHistoryLost) {
+		t.Fatalf("cursor before the trimmed part: %v, want ErrHistoryLost", err)
+	}
+	if _, err := f.store.After(ctx, "a", f.ids[27], f.ids[29], 10); err != nil {
+		t.Fatalf("cursor in the kept part: %v", err)
+	}
+}
+
+func TestRedisStore_After_lostAfterAgeTrim(t *testing.T) {
+	f := newFixture(t, pubsub.PublisherConfig{MaxAge: 300 * time.Millisecond}, 12)
+	time.Sleep(400 * time.Millisecond)
+	pub := pubsub.NewPublisher(f.rdb, pubsub.PublisherConfig{Keys: f.keys, MaxAge: 300 * time.Millisecond})
+	s, err := pub.Publish(context.Background(), pubsub.Message{Topic: "a", Data: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, _ := replay.ParseID(s)
+	_, err = f.store.After(context.Background(), "a", f.ids[0], newest, 10)
+	if !errors.Is(err, replay.ErrHistoryLost) {
+		t.Fatalf("after age trimming: %v, want ErrHistoryLost", err)
+	}
+}
+
+func TestRedisStore_After_streamExpired(t *testing.T) {
+	f := newFixture(t, pubsub.PublisherConfig{MaxAge: 200 * time.Millisecond}, 3)
+	ctx := context.Background()
+	waitGone := time.Now().Add(5 * time.Second)
+	for f.rdb.Exists(ctx, f.keys.Stream("a")).Val() == 1 {
+		if time.Now().After(waitGone) {
+			t.Fatal("stream did not expire")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The :last record outlives the stream: a client at the newest event
+	// missed nothing, an older one lost history.
+	last, err := f.store.Last(ctx, "a")
+	if err != nil || last != f.ids[2] {
+		t.Fatalf("Last after expiry = %v, %v; want %v", last, err, f.ids[2])
+	}
+	if page, err := f.store.After(ctx, "a", f.ids[2], last, 10); err != nil || len(page) != 0 {
+		t.Fatalf("up-to-date client: %v %v", page, err)
+	}
+	if _, err := f.store.After(ctx, "a", f.ids[1], last, 10); !errors.Is(err, replay.ErrHistoryLost) {
+		t.Fatalf("behind client: %v, want ErrHistoryLost", err)
+	}
+	// With the record gone too, nothing is known of the topic.
+	f.rdb.Del(ctx, f.keys.Last("a"))
+	if last, err := f.store.Last(ctx, "a"); err != nil || !last.IsZero() {
+		t.Fatalf("Last with nothing left = %v, %v", last, err)
+	}
+	if ok, err := f.store.Contains(ctx, "a", f.ids[2]); err != nil || ok {
+		t.Fatalf("Contains after expiry = %v, %v", ok, err)
+	}
+}
+
+func TestRedisStore_After_unknownPosition(t *testing.T) {
+	f := newFixture(t, pubsub.PublisherConfig{}, 3)
+	ctx := context.Background()
+	// A position just before the first event is not one of the topic's:
+	// the first event names 0-0 as its predecessor.
+	bogus := replay.ID{Ms: f.ids[0].Ms - 1}
+	if _, err := f.store.After(ctx, "a", bogus, f.ids[2], 10); !errors.Is(err, replay.ErrHistoryLost) {
+		t.Fatalf("bogus position: %v, want ErrHistoryLost", err)
+	}
+	if ok, _ := f.store.Contains(ctx, "a", f.ids[1]); !ok {
+		t.Fatal("Contains misses a real id")
+	}
+}
