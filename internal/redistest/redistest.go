@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -73,7 +74,12 @@ func (s *Server) launch() {
 	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
 		"--daemonize", "no", "--loglevel", "warning", "--logfile", ""}, s.args...)
 	cmd := exec.Command("redis-server", args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	logf, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatalf("start redis-server: %v", err)
 	}
@@ -92,7 +98,8 @@ func (s *Server) launch() {
 		}
 		select {
 		case <-s.done:
-			s.tb.Fatalf("redis-server on port %d exited at start (port taken?)", s.port)
+			out, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			s.tb.Fatalf("redis-server on port %d exited at start:\n%s", s.port, out)
 		default:
 		}
 		if time.Now().After(deadline) {

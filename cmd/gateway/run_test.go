@@ -1,0 +1,441 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/internal/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// node is one gateway started through run().
+type node struct {
+	url  string
+	stop func() // graceful stop; waits for run to return
+	logs *logSink
+}
+
+// logSink collects a node's JSON log lines and reports its listen address.
+type logSink struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	addrs chan string
+	part  []byte
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	l.part = append(l.part, p...)
+	for {
+		i := bytes.IndexByte(l.part, '\n')
+		if i < 0 {
+			break
+		}
+		var rec struct{ Message, Addr string }
+		if json.Unmarshal(l.part[:i], &rec) == nil && rec.Message == "listening" {
+			l.addrs <- rec.Addr
+		}
+		l.part = l.part[i+1:]
+	}
+	return len(p), nil
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func startRun(t *testing.T, env map[string]string, args ...string) *node {
+	t.Helper()
+	logs := &logSink{addrs: make(chan string, 1)}
+	getenv := func(k string) string { return env[k] }
+	args = append([]string{"--addr", "127.0.0.1:0", "--log-format", "json", "--unsubscribe-grace", "100ms"}, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, getenv, io.Discard, logs) }()
+	var addr string
+	select {
+	case addr = <-logs.addrs:
+	case err := <-done:
+		cancel()
+		t.Fatalf("run returned at start: %v\n%s", err, logs)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatalf("node did not start:\n%s", logs)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run returned %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	n := &node{url: "http://" + addr, stop: stop, logs: logs}
+	waitReady(t, n.url)
+	return n
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became ready (%v)", base, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func publish(t *testing.T, base, topic, data string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"topic": topic, "data": data})
+	res, err := http.Post(base+"/publish", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	defer res.Body.Close()
+	var out struct{ ID, Error string }
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("publish: %d %+v %v", res.StatusCode, out, err)
+	}
+	return out.ID
+}
+
+func eventsURL(base string, topics ...string) string {
+	return base + "/events?" + url.Values{"topic": topics}.Encode()
+}
+
+// tally checks per-topic sequences "topic:n" for loss, duplicates and order.
+type tally struct {
+	next map[string]int
+	errs []string
+}
+
+func (ta *tally) add(ev sseclient.Event) {
+	i := strings.LastIndexByte(ev.Data, ':')
+	if i < 0 {
+		ta.errs = append(ta.errs, fmt.Sprintf("unexpected event %+v", ev))
+		return
+	}
+	topic := ev.Data[:i]
+	n, err := strconv.Atoi(ev.Data[i+1:])
+	if err != nil {
+		ta.errs = append(ta.errs, fmt.Sprintf("unexpected event %+v", ev))
+		return
+	}
+	if want := ta.next[topic]; n != want {
+		ta.errs = append(ta.errs, fmt.Sprintf("%s: got %d, want %d", topic, n, want))
+	}
+	ta.next[topic] = n + 1
+}
+
+// checkpointWatch closes seen once the stream has sent its first id: line,
+// the silent checkpoint that ends the stream's setup: events published after
+// it are the stream's.
+type checkpointWatch struct {
+	r    io.Reader
+	seen chan struct{}
+	tail []byte
+}
+
+func (w *checkpointWatch) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if w.seen != nil {
+		w.tail = append(w.tail, p[:n]...)
+		if bytes.HasPrefix(w.tail, []byte("id: ")) || bytes.Contains(w.tail, []byte("\nid: ")) {
+			close(w.seen)
+			w.seen, w.tail = nil, nil
+		}
+	}
+	return n, err
+}
+
+// readUntil reads one connection until it ends, ctx ends, or done says so.
+// checkpoint, if not nil, is closed when the stream's setup is complete.
+func readUntil(ctx context.Context, rawURL, lastID string, handle func(sseclient.Event), done func() bool, checkpoint ...chan struct{}) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return lastID, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return lastID, fmt.Errorf("status %d", res.StatusCode)
+	}
+	var body io.Reader = res.Body
+	if len(checkpoint) > 0 {
+		body = &checkpointWatch{r: res.Body, seen: checkpoint[0]}
+	}
+	p := sseclient.NewParser(body, lastID)
+	for !done() {
+		ev, err := p.Next()
+		if err != nil {
+			return p.LastEventID, err
+		}
+		handle(ev)
+	}
+	return p.LastEventID, nil
+}
+
+// failover publishes numbered events on topics through node b while a client
+// reads from node a; after `switchAfter` events the client is cut off from a
+// by cut(), and reconnects to b with its cursor.
+func failover(t *testing.T, a, b *node, topics []string, perTopic int, cut func(cancelConn context.CancelFunc)) {
+	t.Helper()
+	ta := &tally{next: map[string]int{}}
+	total := 0
+	done := func() bool { return total == perTopic*len(topics) }
+	handle := func(ev sseclient.Event) {
+		if ev.Type != "message" {
+			ta.errs = append(ta.errs, fmt.Sprintf("unexpected %s event %q", ev.Type, ev.Data))
+			return
+		}
+		ta.add(ev)
+		total++
+	}
+
+	// Connect to a first, and only then start publishing.
+	connCtx, cancelConn := context.WithCancel(context.Background())
+	defer cancelConn()
+	firstOpen := make(chan struct{})
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		<-firstOpen
+		for i := range perTopic {
+			for _, tp := range topics {
+				publish(t, b.url, tp, fmt.Sprintf("%s:%d", tp, i))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var cutOnce sync.Once
+	var last string
+	var err error
+	// The checkpoint arrives before anything else: read it, then publish.
+	last, err = readUntil(connCtx, eventsURL(a.url, topics...), "", func(ev sseclient.Event) {
+		handle(ev)
+		if total >= perTopic*len(topics)/3 {
+			cutOnce.Do(func() { go cut(cancelConn) })
+		}
+	}, done, firstOpen)
+	t.Logf("left node a after %d events (%v), cursor %q", total, err, last)
+	// Like an EventSource's retry delay: events keep being published while
+	// the client is away, so resuming must fetch them.
+	time.Sleep(50 * time.Millisecond)
+	if last == "" {
+		t.Fatal("no cursor from node a")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for !done() && ctx.Err() == nil {
+		last, err = readUntil(ctx, eventsURL(b.url, topics...), last, handle, done)
+		if err != nil && !done() {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	<-pubDone
+	if len(ta.errs) > 0 {
+		t.Fatalf("%d problems, first: %v", len(ta.errs), ta.errs[:min(5, len(ta.errs))])
+	}
+	for _, tp := range topics {
+		if ta.next[tp] != perTopic {
+			t.Fatalf("%s: received %d of %d", tp, ta.next[tp], perTopic)
+		}
+	}
+}
+
+func twoNodes(t *testing.T) (*node, *node) {
+	srv := redistest.Start(t)
+	env := map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "true", "GATEWAY_REDIS_PREFIX": "e2e:"}
+	return startRun(t, env), startRun(t, env)
+}
+
+func TestRun_failover_nodeStopped(t *testing.T) {
+	for _, topics := range [][]string{{"orders"}, {"a", "b/c", "d:e"}} {
+		t.Run(strings.Join(topics, "+"), func(t *testing.T) {
+			a, b := twoNodes(t)
+			failover(t, a, b, topics, 200, func(context.CancelFunc) { a.stop() })
+		})
+	}
+}
+
+func TestRun_failover_connectionDropped(t *testing.T) {
+	a, b := twoNodes(t)
+	failover(t, a, b, []string{"x", "y", "z"}, 150, func(cancelConn context.CancelFunc) { cancelConn() })
+}
+
+func TestRun_trimmedCursorGivesHistoryLost(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithArgs("--stream-node-max-entries", "4"))
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL()}, "--insecure-no-auth", "--history-max-len", "10")
+	first := publish(t, n.url, "t", "0")
+	for i := 1; i < 60; i++ {
+		publish(t, n.url, "t", strconv.Itoa(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got sseclient.Event
+	_, _ = readUntil(ctx, eventsURL(n.url, "t", "u"), "", func(sseclient.Event) {}, func() bool { return true })
+	// A two-topic cursor from before the trim: only t lost history.
+	cursorURL := eventsURL(n.url, "t")
+	_, _ = readUntil(ctx, cursorURL, first, func(ev sseclient.Event) { got = ev }, func() bool { return got.Type != "" })
+	if got.Type != "history-lost" || !strings.Contains(got.Data, `"topics":["t"]`) || !strings.Contains(got.Data, `"reason":"trimmed"`) {
+		t.Fatalf("got %+v, want a history-lost event for t", got)
+	}
+	if got.LastEventID == first || got.LastEventID == "" {
+		t.Fatalf("history-lost carries cursor %q, want a fresh checkpoint", got.LastEventID)
+	}
+}
+
+func TestRun_embeddedMode(t *testing.T) {
+	n := startRun(t, nil)
+	if !strings.Contains(n.logs.String(), "SINGLE-NODE MODE") {
+		t.Fatalf("no single-node warning in:\n%s", n.logs)
+	}
+	res, err := http.Get(n.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(page, []byte("new EventSource(")) {
+		t.Fatal("demo page does not subscribe with EventSource")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []string
+	var cursor string
+	opened := make(chan struct{})
+	go func() {
+		<-opened
+		publish(t, n.url, "demo", "hello")
+	}()
+	cursor, err = readUntil(ctx, eventsURL(n.url, "demo"), "", func(ev sseclient.Event) { got = append(got, ev.Data) },
+		func() bool { return len(got) == 1 }, opened)
+	if err != nil || len(got) != 1 || got[0] != "hello" || cursor == "" {
+		t.Fatalf("got %v cursor %q err %v", got, cursor, err)
+	}
+	// The CLI publishes through the running node when no Redis URL is set.
+	var out bytes.Buffer
+	if err := run(ctx, []string{"publish", "--url", n.url, "--topic", "demo", "--type", "greet", "hi"},
+		func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var ev sseclient.Event
+	_, _ = readUntil(ctx, eventsURL(n.url, "demo"), cursor, func(e sseclient.Event) { ev = e }, func() bool { return ev.Type != "" })
+	if ev.Type != "greet" || ev.Data != "hi" || ev.LastEventID != strings.TrimSpace(out.String()) {
+		t.Fatalf("replayed %+v, CLI printed %q", ev, out.String())
+	}
+}
+
+func TestRun_publishCommandToRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string { return map[string]string{"GATEWAY_REDIS_URL": srv.URL()}[k] }
+	if err := run(context.Background(), []string{"publish", "--topic", "t", "x"}, getenv, &out, &errOut); err != nil {
+		t.Fatalf("%v: %s", err, errOut.String())
+	}
+	id := strings.TrimSpace(out.String())
+	if got := srv.Client().XRange(context.Background(), "sse:{t}:stream", id, id).Val(); len(got) != 1 || got[0].Values["d"] != "x" {
+		t.Fatalf("stream holds %+v for id %q", got, id)
+	}
+	for _, args := range [][]string{{"publish", "x"}, {"publish", "--topic", "t"}, {"publish", "--topic", "a{b}", "x"}} {
+		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); err == nil {
+			t.Errorf("run %v succeeded", args)
+		}
+	}
+}
+
+func TestRun_refusesAnonymousWithoutFlag(t *testing.T) {
+	srv := redistest.Start(t)
+	err := run(context.Background(), []string{"--addr", "127.0.0.1:0"},
+		func(k string) string { return map[string]string{"GATEWAY_REDIS_URL": srv.URL()}[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--insecure-no-auth") {
+		t.Fatalf("run = %v, want a refusal naming --insecure-no-auth", err)
+	}
+}
+
+func TestParseServe_flagsEnvDefaults(t *testing.T) {
+	env := map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_HEARTBEAT": "5s", "GATEWAY_HISTORY_MAX_LEN": "77"}
+	c, err := parseServe([]string{"--heartbeat", "3s"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.addr != ":9000" || c.node.Heartbeat != 3*time.Second || c.history.maxLen != 77 || c.prefix != "sse:" {
+		t.Fatalf("got addr %q heartbeat %v maxlen %d prefix %q", c.addr, c.node.Heartbeat, c.history.maxLen, c.prefix)
+	}
+	bad := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, map[string]string{"GATEWAY_HEARTBEAT": "soon"}, "GATEWAY_HEARTBEAT"},
+		{[]string{"--heartbeat", "0s"}, nil, "--heartbeat"},
+		{[]string{"--max-queue-bytes", "10"}, nil, "--max-queue-bytes"},
+		{[]string{"--history-max-len", "-1"}, nil, "--history-max-len"},
+		{[]string{"--nope"}, nil, ""},
+		{[]string{"extra"}, nil, ""},
+	}
+	for _, b := range bad {
+		_, err := parseServe(b.args, func(k string) string { return b.env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), b.want) && !errors.Is(err, errUsage) {
+			t.Errorf("parseServe(%v, %v) = %v, want an error about %s", b.args, b.env, err, b.want)
+		}
+	}
+}
+
+func TestRun_help(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run -h = %v", err)
+	}
+	help := out.String()
+	sc := bufio.NewScanner(strings.NewReader(help))
+	flags := 0
+	for sc.Scan() {
+		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "-") {
+			flags++
+		}
+	}
+	if !strings.Contains(help, "[GATEWAY_HEARTBEAT]") {
+		t.Fatal("help does not name the environment variables")
+	}
+	if flags < 15 {
+		t.Fatalf("help lists %d flags:\n%s", flags, out.String())
+	}
+}
