@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and the machine lacks. Idempotent.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing: ${need[*]}; install them with your package manager (no apt-get here)" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "missing: ${need[*]}; run as root or install sudo" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "installing: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# The package's own service is not wanted: the tests start their own servers.
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,36 @@
+# The SSE gateway. `make run` starts a node; `make test` runs every test.
+GO      ?= go
+GOFLAGS ?=
+TESTFLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: run test deps lint build fuzz clean
+
+## run: start one node on :8080 (embedded Redis unless GATEWAY_REDIS_URL is set)
+run:
+	$(GO) run ./cmd/gateway
+
+## test: install what the tests need if missing, then run every test with -race
+test: deps
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+## deps: install redis-server if it is missing (Debian/Ubuntu; uses sudo when not root)
+deps:
+	@./.ci/deps.sh
+
+## lint: formatting and vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## build: the gateway binary in ./bin
+build:
+	$(GO) build -o bin/gateway ./cmd/gateway
+
+## fuzz: run the fuzz targets for a while each (FUZZTIME, default 60s)
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeCursor -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin
