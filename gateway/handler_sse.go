@@ -251,9 +251,12 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (
 	}
 	// The checkpoint: an id with no data sets the client's lastEventId
 	// without dispatching an event, so a reconnect resumes from here even if
-	// nothing else arrives first.
-	st.buf = st.appendID(st.buf)
-	st.buf = append(st.buf, '\n')
+	// nothing else arrives first. After a replay or a history-lost event the
+	// last event written already carries the current cursor.
+	if len(lost) == 0 && len(replaying) == 0 {
+		st.buf = st.appendID(st.buf)
+		st.buf = append(st.buf, '\n')
+	}
 	if st.flush() != nil {
 		return closeWrite, false
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/pubsub"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -438,4 +439,72 @@ func TestRun_help(t *testing.T) {
 	if flags < 15 {
 		t.Fatalf("help lists %d flags:\n%s", flags, out.String())
 	}
+}
+
+// TestRun_gapRepair_pubsubConnectionKilled kills the node's pub/sub
+// connection again and again while events are published: what pub/sub
+// missed must come from the stream, and the client, on one connection, must
+// see every event exactly once and in order.
+func TestRun_gapRepair_pubsubConnectionKilled(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"})
+	rdb := srv.Client()
+	keys, _ := pubsub.NewKeys("sse:")
+	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+	topics := []string{"g1", "g2"}
+	const perTopic = 300
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ready := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		<-ready
+		for i := range perTopic {
+			for _, tp := range topics {
+				if _, err := pub.Publish(ctx, pubsub.Message{Topic: tp, Data: fmt.Sprintf("%s:%d", tp, i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if i%50 == 25 {
+				if err := rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+					t.Error(err)
+				}
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+	})
+	ta := &tally{next: map[string]int{}}
+	total := 0
+	_, err := readUntil(ctx, eventsURL(n.url, topics...), "", func(ev sseclient.Event) {
+		ta.add(ev)
+		total++
+	}, func() bool { return total == perTopic*len(topics) }, ready)
+	wg.Wait()
+	if err != nil || len(ta.errs) > 0 {
+		t.Fatalf("after %d events: %v %v", total, err, ta.errs[:min(5, len(ta.errs))])
+	}
+	res, err := http.Get(n.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	disconnects := metricValue(string(metrics), "ssegateway_pubsub_disconnects_total")
+	repaired := metricValue(string(metrics), "ssegateway_events_repaired_total")
+	t.Logf("pub/sub disconnects %v, events repaired from the stream %v", disconnects, repaired)
+	if disconnects < 1 || repaired < 1 {
+		t.Fatalf("the test did not exercise repair: %v disconnects, %v repaired", disconnects, repaired)
+	}
+}
+
+func metricValue(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
 }
