@@ -69,6 +69,12 @@ func (c *conn) take() ([]queued, bool) {
 	return q, c.evicted
 }
 
+func (c *conn) isEvicted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evicted
+}
+
 func (c *conn) recycle(q []queued) {
 	clear(q)
 	if cap(q) > 4096 {

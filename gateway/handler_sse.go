@@ -161,9 +161,19 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 			st.conn.recycle(items)
 		}
 		if st.flush() != nil {
-			return closeWrite
+			return st.writeFailed()
 		}
 	}
+}
+
+// writeFailed names why a write failed: a client too slow to take what it
+// was sent overflows its queue while the write is blocked, and is reported
+// as evicted; otherwise the connection broke or missed its deadline.
+func (st *stream) writeFailed() closeReason {
+	if st.conn.isEvicted() {
+		return closeSlow
+	}
+	return closeWrite
 }
 
 // resume places every topic from the cursor, replays what the client missed
