@@ -6,6 +6,7 @@ package sseclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -113,24 +114,30 @@ func (p *Parser) dispatch() (Event, bool) {
 func (p *Parser) readLine() ([]byte, error) {
 	p.line = p.line[:0]
 	for {
-		b, err := p.r.ReadByte()
-		if err != nil {
-			return nil, err
-		}
 		if p.skipLF {
+			b, err := p.r.ReadByte()
+			if err != nil {
+				return nil, err
+			}
 			p.skipLF = false
-			if b == '\n' {
-				continue
+			if b != '\n' {
+				_ = p.r.UnreadByte()
 			}
 		}
-		switch b {
-		case '\n':
-			return p.stripBOM(), nil
-		case '\r':
-			p.skipLF = true
-			return p.stripBOM(), nil
+		buf, err := p.r.Peek(max(p.r.Buffered(), 1))
+		if len(buf) == 0 {
+			return nil, err
 		}
-		p.line = append(p.line, b)
+		i := bytes.IndexAny(buf, "\r\n")
+		if i < 0 {
+			p.line = append(p.line, buf...)
+			_, _ = p.r.Discard(len(buf))
+			continue
+		}
+		p.line = append(p.line, buf[:i]...)
+		p.skipLF = buf[i] == '\r'
+		_, _ = p.r.Discard(i + 1)
+		return p.stripBOM(), nil
 	}
 }
 
