@@ -326,3 +326,93 @@ func TestServer_publish(t *testing.T) {
 }
 
 func testGauge(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+
+func TestServer_Serve_shutdownEndsStreamsWithRetry(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	keys, _ := pubsub.NewKeys("")
+	srv, err := NewServer(Config{AllowAnonymous: true, Retry: time.Second}, Deps{
+		Publisher:  pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys}),
+		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop()}),
+		History:    replay.NewRedisStore(rdb, keys),
+		Ping:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:     zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	res, err := http.Get(eventsURL("http://"+ln.Addr().String(), "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	waitFor(t, "stream live", func() bool { return testGauge(srv.m.open) == 1 && srv.hub.allLive() })
+	cancel()
+	body, _ := io.ReadAll(res.Body) // ends: the node closed the stream
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	last := lines[len(lines)-1]
+	ms, ok := strings.CutPrefix(last, "retry: ")
+	if !ok {
+		t.Fatalf("stream ended with %q, want a retry: hint", last)
+	}
+	if d, err := time.ParseDuration(ms + "ms"); err != nil || d < time.Second || d > 2*time.Second {
+		t.Fatalf("retry hint %q, want 1x to 2x the configured 1s", ms)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	if got := testGauge(srv.m.closed.WithLabelValues(closeShutdown.String())); got != 1 {
+		t.Fatalf("closed{shutdown} = %v", got)
+	}
+}
+
+func TestServer_readyz(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	keys, _ := pubsub.NewKeys("")
+	srv, err := NewServer(Config{AllowAnonymous: true}, Deps{
+		Publisher:  pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys}),
+		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop(), PingInterval: 50 * time.Millisecond}),
+		History:    replay.NewRedisStore(rdb, keys),
+		Ping:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:     zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done; rdb.Close() }()
+	status := func(path string) (int, string) {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	waitFor(t, "ready", func() bool { c, _ := status("/readyz"); return c == 200 })
+	mr.Close()
+	waitFor(t, "unready", func() bool { c, b := status("/readyz"); return c == 503 && strings.Contains(b, "unreach") })
+	if c, _ := status("/healthz"); c != 200 {
+		t.Fatalf("healthz %d while Redis is down: liveness must not depend on Redis", c)
+	}
+	res, err := http.Post(base+"/publish", "application/json", strings.NewReader(`{"topic":"a","data":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 503 || !strings.Contains(string(b), "Redis is unavailable") {
+		t.Fatalf("publish with Redis down: %d %s", res.StatusCode, b)
+	}
+}

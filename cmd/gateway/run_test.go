@@ -11,9 +11,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -507,4 +510,92 @@ func metricValue(text, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestRun_streamOpenedWhileRedisDown: a stream opened while Redis is down
+// stays open with heartbeats and starts when Redis is back.
+func TestRun_streamOpenedWhileRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"}, "--heartbeat", "100ms")
+	srv.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, eventsURL(n.url, "late"), nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d while Redis is down; EventSource would give up", res.StatusCode)
+	}
+	br := bufio.NewReader(res.Body)
+	heartbeats := 0
+	for heartbeats < 3 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == ":\n" {
+			heartbeats++
+		}
+	}
+	srv.Restart()
+	// The stream's setup completes (its checkpoint) once Redis answers.
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "id: ") {
+			break
+		}
+	}
+	id := publish(t, n.url, "late", "after")
+	p := sseclient.NewParser(br, "")
+	ev, err := p.Next()
+	if err != nil || ev.Data != "after" || ev.LastEventID != id {
+		t.Fatalf("got %+v %v", ev, err)
+	}
+}
+
+// TestMain_SIGTERM builds the binary, runs it, and stops it with SIGTERM: it
+// must end its streams and exit 0.
+func TestMain_SIGTERM(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "gateway")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	port := redistest.FreePort(t)
+	cmd := exec.Command(bin, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, base)
+	res, err := http.Get(eventsURL(base, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if !strings.Contains(string(body), "retry: ") {
+		t.Fatalf("stream ended without a retry hint: %q", body)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("did not exit after SIGTERM\n%s", logs.String())
+	}
 }
