@@ -25,13 +25,14 @@ import (
 // trouble, a node shutting down — is answered in-band with 200.
 func (s *Server) handleEvents(c echo.Context) error {
 	req := c.Request()
-	topics, err := s.parseTopics(req.URL.Query()["topic"])
+	query := req.URL.Query()
+	topics, err := s.parseTopics(query["topic"])
 	if err != nil {
 		return jsonError(c, http.StatusBadRequest, err.Error())
 	}
 	cursor := req.Header.Get("Last-Event-ID")
 	if cursor == "" {
-		cursor = req.URL.Query().Get("lastEventId")
+		cursor = query.Get("lastEventId")
 	}
 	w := c.Response()
 	h := w.Header()

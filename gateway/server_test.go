@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,18 +28,21 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type testNode struct {
-	url string
-	srv *Server
-	rdb *redis.Client
-	pub *pubsub.Publisher
+	url  string
+	srv  *Server
+	mr   *miniredis.Miniredis
+	rdb  *redis.Client
+	pub  *pubsub.Publisher
+	stop func() // cancels Serve and waits for it; also run at cleanup
 }
 
-// startNode runs a Server on miniredis with the real publisher, subscriber
-// and store, until the test ends.
-func startNode(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig) *testNode {
+// buildNode builds a Server on miniredis with the real publisher, subscriber
+// and store.
+func buildNode(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig) *testNode {
 	t.Helper()
 	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
 	keys, _ := pubsub.NewKeys("t:")
 	pcfg.Keys = keys
 	pub := pubsub.NewPublisher(rdb, pcfg)
@@ -47,30 +51,47 @@ func startNode(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig) *testNode 
 		cfg.UnsubscribeGrace = 50 * time.Millisecond
 	}
 	srv, err := NewServer(cfg, Deps{
-		Publisher:  pub,
-		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop()}),
-		History:    replay.NewRedisStore(rdb, keys),
-		Ping:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		Logger:     zerolog.Nop(),
+		Publisher: pub,
+		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop(),
+			PingInterval: 50 * time.Millisecond}),
+		History: replay.NewRedisStore(rdb, keys),
+		Ping:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:  zerolog.Nop(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &testNode{srv: srv, mr: mr, rdb: rdb, pub: pub}
+}
+
+// serveNode runs n's Server until n.stop or the end of the test.
+func serveNode(t *testing.T, n *testNode) *testNode {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.url = "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		rdb.Close()
-	})
-	return &testNode{url: "http://" + ln.Addr().String(), srv: srv, rdb: rdb, pub: pub}
+	go func() { done <- n.srv.Serve(ctx, ln) }()
+	var once sync.Once
+	n.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// startNode builds and serves a node until the test ends.
+func startNode(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig) *testNode {
+	t.Helper()
+	return serveNode(t, buildNode(t, cfg, pcfg))
 }
 
 func (n *testNode) publish(t *testing.T, topic, data string) string {
@@ -328,31 +349,14 @@ func TestServer_publish(t *testing.T) {
 func testGauge(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 
 func TestServer_Serve_shutdownEndsStreamsWithRetry(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-	keys, _ := pubsub.NewKeys("")
-	srv, err := NewServer(Config{AllowAnonymous: true, Retry: time.Second}, Deps{
-		Publisher:  pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys}),
-		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop()}),
-		History:    replay.NewRedisStore(rdb, keys),
-		Ping:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		Logger:     zerolog.Nop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	res, err := http.Get(eventsURL("http://"+ln.Addr().String(), "a"))
+	n := startNode(t, Config{Retry: time.Second}, pubsub.PublisherConfig{})
+	res, err := http.Get(eventsURL(n.url, "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	waitFor(t, "stream live", func() bool { return testGauge(srv.m.open) == 1 && srv.hub.allLive() })
-	cancel()
+	n.waitStreams(t, 1)
+	go n.stop()
 	body, _ := io.ReadAll(res.Body) // ends: the node closed the stream
 	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
 	last := lines[len(lines)-1]
@@ -363,34 +367,15 @@ func TestServer_Serve_shutdownEndsStreamsWithRetry(t *testing.T) {
 	if d, err := time.ParseDuration(ms + "ms"); err != nil || d < time.Second || d > 2*time.Second {
 		t.Fatalf("retry hint %q, want 1x to 2x the configured 1s", ms)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("Serve = %v", err)
-	}
-	if got := testGauge(srv.m.closed.WithLabelValues(closeShutdown.String())); got != 1 {
+	n.stop()
+	if got := testGauge(n.srv.m.closed.WithLabelValues(closeShutdown.String())); got != 1 {
 		t.Fatalf("closed{shutdown} = %v", got)
 	}
 }
 
 func TestServer_readyz(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
-	keys, _ := pubsub.NewKeys("")
-	srv, err := NewServer(Config{AllowAnonymous: true}, Deps{
-		Publisher:  pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys}),
-		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop(), PingInterval: 50 * time.Millisecond}),
-		History:    replay.NewRedisStore(rdb, keys),
-		Ping:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		Logger:     zerolog.Nop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	base := "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done; rdb.Close() }()
+	n := startNode(t, Config{}, pubsub.PublisherConfig{})
+	base, mr := n.url, n.mr
 	status := func(path string) (int, string) {
 		res, err := http.Get(base + path)
 		if err != nil {

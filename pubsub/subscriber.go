@@ -23,8 +23,9 @@ type Handler interface {
 	// published while the topic was not subscribed are not delivered; the
 	// handler must look for them in the stream.
 	HandleSubscribed(topic string)
-	// HandleDisconnected is called when the connection is lost. Nothing is
-	// received until the following HandleSubscribed calls.
+	// HandleDisconnected is called when a working connection is lost (not
+	// again for each failed attempt to reconnect). Nothing is received until
+	// the following HandleSubscribed calls.
 	HandleDisconnected(err error)
 }
 
@@ -119,12 +120,18 @@ func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 	for {
 		start := time.Now()
 		err := s.session(ctx, h)
-		s.healthy.Store(false)
+		wasUp := s.healthy.Swap(false)
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.cfg.Logger.Warn().Err(err).Msg("redis pub/sub connection lost")
-		h.HandleDisconnected(err)
+		if wasUp {
+			// Only the loss of a working connection is news; failed
+			// attempts while Redis stays down are retried quietly.
+			s.cfg.Logger.Warn().Err(err).Msg("redis pub/sub connection lost; reconnecting")
+			h.HandleDisconnected(err)
+		} else {
+			s.cfg.Logger.Debug().Err(err).Dur("retry_in", backoff).Msg("redis pub/sub connection attempt failed")
+		}
 		if time.Since(start) > 10*time.Second {
 			backoff = 50 * time.Millisecond
 		}
