@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"time"
@@ -46,7 +47,10 @@ func (s *Server) handleEvents(c echo.Context) error {
 		w:    w,
 		rc:   http.NewResponseController(w),
 		conn: newConn(topics, s.cfg.MaxQueueBytes),
+		stop: make(chan closeReason, 1),
+		done: make(chan struct{}),
 	}
+	defer close(st.done)
 	if s.log.GetLevel() <= zerolog.DebugLevel {
 		st.log = s.log.With().Strs("topics", topics).Str("remote", req.RemoteAddr).Logger()
 	} else {
@@ -94,6 +98,17 @@ type stream struct {
 	pos       []replay.ID // per topic: the newest event this client has been sent
 	buf       []byte      // bytes waiting for the next write
 	lastWrite time.Time
+
+	stop chan closeReason // the node asks the stream to end (drain)
+	done chan struct{}    // closed when the handler returns
+}
+
+// kick asks the stream to end with reason; it never blocks.
+func (st *stream) kick(r closeReason) {
+	select {
+	case st.stop <- r:
+	default:
+	}
 }
 
 // flushAt is the buffer size at which a replay flushes before going on.
@@ -101,8 +116,18 @@ const flushAt = 64 << 10
 
 func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 	s := st.s
-	if s.draining.Load() {
+	if !s.register(st) {
+		// Draining: a 200 that ends at once with a retry hint sends the
+		// client to another node; an error status would stop it for good.
 		return st.bye(closeShutdown)
+	}
+	defer s.unregister(st)
+	var maxAge <-chan time.Time
+	if s.cfg.MaxConnectionAge > 0 {
+		age := s.cfg.MaxConnectionAge + rand.N(s.cfg.MaxConnectionAge/5+1)
+		t := time.NewTimer(age)
+		defer t.Stop()
+		maxAge = t.C
 	}
 	st.buf = appendRetry(st.buf, s.cfg.Retry.Milliseconds())
 	if st.flush() != nil {
@@ -124,8 +149,10 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 				waiting = false
 			case <-ctx.Done():
 				return closeClient
-			case <-s.closing:
-				return st.bye(closeShutdown)
+			case r := <-st.stop:
+				return st.bye(r)
+			case <-maxAge:
+				return st.bye(closeMaxAge)
 			case <-hb.C:
 				// Redis may be unreachable: keep the stream, and the proxy, alive.
 				st.buf = append(st.buf, heartbeat...)
@@ -143,8 +170,10 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 		select {
 		case <-ctx.Done():
 			return closeClient
-		case <-s.closing:
-			return st.bye(closeShutdown)
+		case r := <-st.stop:
+			return st.bye(r)
+		case <-maxAge:
+			return st.bye(closeMaxAge)
 		case <-hb.C:
 			if time.Since(st.lastWrite) < s.cfg.Heartbeat/2 {
 				continue

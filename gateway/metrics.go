@@ -14,6 +14,7 @@ const (
 	closeShutdown                    // the node is shutting down
 	closeWrite                       // a write failed or timed out
 	closeRedis                       // Redis failed during the stream's replay
+	closeMaxAge                      // the stream reached the maximum connection age
 )
 
 func (r closeReason) String() string {
@@ -28,6 +29,8 @@ func (r closeReason) String() string {
 		return "write_error"
 	case closeRedis:
 		return "redis_error"
+	case closeMaxAge:
+		return "max_age"
 	}
 	return "unknown"
 }
@@ -82,7 +85,7 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes,
 		m.replayed, m.repaired, m.historyLost, m.pubsubReconnects, m.published,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for r := closeClient; r <= closeRedis; r++ {
+	for r := closeClient; r <= closeMaxAge; r++ {
 		m.closed.WithLabelValues(r.String())
 	}
 	return m

@@ -30,7 +30,16 @@ type Config struct {
 	MaxPublishBytes  int64         // POST /publish body size; 1 MiB
 	ReplayBatch      int64         // entries per history read; 512
 	UnsubscribeGrace time.Duration // keep an unused topic subscribed this long; 5s
-	ShutdownTimeout  time.Duration // bound on a graceful shutdown; 10s
+	// DrainPeriod spreads the closing of streams on shutdown over this long,
+	// in waves, so their clients reconnect to other nodes gradually; 5s.
+	DrainPeriod time.Duration
+	// ShutdownTimeout bounds the whole graceful shutdown, drain included;
+	// 15s. It must be longer than DrainPeriod.
+	ShutdownTimeout time.Duration
+	// MaxConnectionAge, when set, closes each stream (with a retry hint)
+	// after this long, plus up to 20% jitter, so load spreads over nodes
+	// added since. 0 keeps streams open indefinitely.
+	MaxConnectionAge time.Duration
 	// AllowAnonymous lets anyone subscribe to and publish on any topic. With
 	// no authentication configured it must be set explicitly.
 	AllowAnonymous bool
@@ -46,7 +55,8 @@ func (c *Config) defaults() {
 	def(&c.Retry, 2*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.UnsubscribeGrace, 5*time.Second)
-	def(&c.ShutdownTimeout, 10*time.Second)
+	def(&c.DrainPeriod, 5*time.Second)
+	def(&c.ShutdownTimeout, 15*time.Second)
 	if c.MaxTopics == 0 {
 		c.MaxTopics = 32
 	}
@@ -66,8 +76,11 @@ func (c *Config) defaults() {
 
 func (c *Config) validate() error {
 	switch {
-	case c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.UnsubscribeGrace < 0 || c.ShutdownTimeout < 0:
+	case c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.UnsubscribeGrace < 0 || c.ShutdownTimeout < 0 ||
+		c.DrainPeriod < 0 || c.MaxConnectionAge < 0:
 		return errors.New("durations must not be negative")
+	case c.DrainPeriod >= c.ShutdownTimeout:
+		return fmt.Errorf("the drain period (%v) must be shorter than the shutdown timeout (%v)", c.DrainPeriod, c.ShutdownTimeout)
 	case c.MaxTopics < 0 || c.MaxTopicLen < 0 || c.MaxQueueBytes < 0 || c.MaxPublishBytes < 0 || c.ReplayBatch < 0:
 		return errors.New("limits must not be negative")
 	case c.MaxTopicLen > pubsub.MaxTopicLen:
@@ -116,9 +129,10 @@ type Server struct {
 	m    *metrics
 	e    *echo.Echo
 
-	closing   chan struct{} // closed when streams must end
-	closeOnce sync.Once
-	draining  atomic.Bool
+	draining atomic.Bool
+
+	streamsMu sync.Mutex
+	streams   map[*stream]struct{} // open streams; nil once draining
 }
 
 // NewServer validates cfg and builds a node. It starts nothing.
@@ -133,7 +147,7 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: d.Logger, pub: d.Publisher, sub: d.Subscriber, hist: d.History, ping: d.Ping,
 		m:       newMetrics(),
-		closing: make(chan struct{}),
+		streams: make(map[*stream]struct{}),
 	}
 	s.hub = newHub(d.Subscriber, d.History, d.Logger.With().Str("component", "hub").Logger(), s.m,
 		cfg.UnsubscribeGrace, cfg.ReplayBatch)
@@ -178,11 +192,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 
-	s.log.Info().Msg("shutting down: closing streams")
-	s.draining.Store(true)
-	s.closeOnce.Do(func() { close(s.closing) })
+	start := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.drain(sctx)
+	s.log.Info().Dur("took", time.Since(start)).Msg("streams drained; stopping")
 	if err := hs.Shutdown(sctx); err != nil {
 		s.log.Warn().Err(err).Msg("shutdown timed out; closing remaining connections")
 		_ = hs.Close()
@@ -191,6 +205,64 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn().Err(err).Msg("serve")
 	}
 	return nil
+}
+
+// register adds a stream to the open set, or reports false when the node
+// is draining and takes no new streams.
+func (s *Server) register(st *stream) bool {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streams == nil {
+		return false
+	}
+	s.streams[st] = struct{}{}
+	return true
+}
+
+func (s *Server) unregister(st *stream) {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	delete(s.streams, st)
+}
+
+// drainWaves is how many groups the streams are closed in.
+const drainWaves = 10
+
+// drain turns the node unready, refuses new streams and closes the open
+// ones in waves spread over DrainPeriod, in random order, each with a
+// jittered retry hint, so that their clients reconnect — through the load
+// balancer, to other nodes — gradually rather than all at once. It returns
+// when every stream has ended or ctx ends.
+func (s *Server) drain(ctx context.Context) {
+	s.draining.Store(true)
+	s.streamsMu.Lock()
+	open := make([]*stream, 0, len(s.streams))
+	for st := range s.streams {
+		open = append(open, st)
+	}
+	s.streams = nil
+	s.streamsMu.Unlock()
+	s.log.Info().Int("streams", len(open)).Dur("period", s.cfg.DrainPeriod).Msg("draining: closing streams in waves")
+	rand.Shuffle(len(open), func(i, j int) { open[i], open[j] = open[j], open[i] })
+	waves := min(drainWaves, len(open))
+	for w := range waves {
+		if s.cfg.DrainPeriod > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(s.cfg.DrainPeriod / time.Duration(waves)):
+			}
+		}
+		for _, st := range open[w*len(open)/waves : (w+1)*len(open)/waves] {
+			st.kick(closeShutdown)
+		}
+	}
+	for _, st := range open {
+		select {
+		case <-st.done:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // jitteredRetry is the reconnect delay for streams the node ends itself:

@@ -50,6 +50,9 @@ func buildNode(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig) *testNode 
 	if cfg.UnsubscribeGrace == 0 {
 		cfg.UnsubscribeGrace = 50 * time.Millisecond
 	}
+	if cfg.DrainPeriod == 0 {
+		cfg.DrainPeriod = 20 * time.Millisecond
+	}
 	srv, err := NewServer(cfg, Deps{
 		Publisher: pub,
 		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop(),

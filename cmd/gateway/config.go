@@ -100,7 +100,9 @@ Flags:
 	fs.IntVar(&n.MaxQueueBytes, "max-queue-bytes", 1<<20, "unsent bytes a stream may fall behind before it is evicted (it reconnects and catches up) [GATEWAY_MAX_QUEUE_BYTES]")
 	fs.Int64Var(&n.MaxPublishBytes, "max-publish-bytes", 1<<20, "largest POST /publish body [GATEWAY_MAX_PUBLISH_BYTES]")
 	fs.DurationVar(&n.UnsubscribeGrace, "unsubscribe-grace", 5*time.Second, "keep a topic subscribed this long after its last stream leaves [GATEWAY_UNSUBSCRIBE_GRACE]")
-	fs.DurationVar(&n.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on a graceful shutdown [GATEWAY_SHUTDOWN_TIMEOUT]")
+	fs.DurationVar(&n.DrainPeriod, "drain-period", 5*time.Second, "on SIGTERM, close streams in waves spread over this long so clients move to other nodes gradually [GATEWAY_DRAIN_PERIOD]")
+	fs.DurationVar(&n.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "bound on a graceful shutdown, drain included; must exceed --drain-period [GATEWAY_SHUTDOWN_TIMEOUT]")
+	fs.DurationVar(&n.MaxConnectionAge, "max-connection-age", 0, "close each stream after this long (plus up to 20% jitter) so load rebalances after a scale-out; the client resumes on any node; 0 is off [GATEWAY_MAX_CONNECTION_AGE]")
 	fs.BoolVar(&n.AllowAnonymous, "insecure-no-auth", false, "allow anyone to subscribe and publish without credentials (implied in single-node mode) [GATEWAY_INSECURE_NO_AUTH]")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error [GATEWAY_LOG_LEVEL]")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal) [GATEWAY_LOG_FORMAT]")
@@ -129,8 +131,10 @@ Flags:
 		return nil, fmt.Errorf("--max-queue-bytes (%d) must hold at least one largest event (--max-event-bytes %d)", n.MaxQueueBytes, c.history.maxEvent)
 	case n.MaxPublishBytes <= 0:
 		return nil, errors.New("--max-publish-bytes must be positive")
-	case n.UnsubscribeGrace < 0 || n.ShutdownTimeout <= 0:
-		return nil, errors.New("--unsubscribe-grace must not be negative and --shutdown-timeout must be positive")
+	case n.UnsubscribeGrace < 0 || n.DrainPeriod < 0 || n.MaxConnectionAge < 0:
+		return nil, errors.New("--unsubscribe-grace, --drain-period and --max-connection-age must not be negative")
+	case n.DrainPeriod >= n.ShutdownTimeout:
+		return nil, fmt.Errorf("--drain-period (%v) must be shorter than --shutdown-timeout (%v)", n.DrainPeriod, n.ShutdownTimeout)
 	}
 	return c, nil
 }

@@ -73,7 +73,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) *node {
 	t.Helper()
 	logs := &logSink{addrs: make(chan string, 1)}
 	getenv := func(k string) string { return env[k] }
-	args = append([]string{"--addr", "127.0.0.1:0", "--log-format", "json", "--unsubscribe-grace", "100ms"}, args...)
+	args = append([]string{"--addr", "127.0.0.1:0", "--log-format", "json", "--unsubscribe-grace", "100ms", "--drain-period", "100ms"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, getenv, io.Discard, logs) }()
@@ -411,6 +411,7 @@ func TestParseServe_flagsEnvDefaults(t *testing.T) {
 		{[]string{"--heartbeat", "0s"}, nil, "--heartbeat"},
 		{[]string{"--max-queue-bytes", "10"}, nil, "--max-queue-bytes"},
 		{[]string{"--history-max-len", "-1"}, nil, "--history-max-len"},
+		{[]string{"--drain-period", "20s"}, nil, "--drain-period"},
 		{[]string{"--nope"}, nil, ""},
 		{[]string{"extra"}, nil, ""},
 	}
@@ -567,7 +568,7 @@ func TestMain_SIGTERM(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	port := redistest.FreePort(t)
-	cmd := exec.Command(bin, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json")
+	cmd := exec.Command(bin, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--log-format", "json", "--drain-period", "200ms")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
