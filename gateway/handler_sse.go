@@ -243,7 +243,7 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (
 				lost["trimmed"] = append(lost["trimmed"], i)
 			}
 		default:
-			entries, err := s.hist.After(ctx, topic, sp.id, upTo[i], s.cfg.ReplayBatch)
+			entries, err := s.reads.after(ctx, topic, sp.id, upTo[i], s.cfg.ReplayBatch)
 			switch {
 			case errors.Is(err, replay.ErrHistoryLost):
 				lost["trimmed"] = append(lost["trimmed"], i)
@@ -276,7 +276,7 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (
 				break
 			}
 			var err error
-			page, err = s.hist.After(ctx, st.conn.topics[i], st.pos[i], upTo[i], s.cfg.ReplayBatch)
+			page, err = s.reads.after(ctx, st.conn.topics[i], st.pos[i], upTo[i], s.cfg.ReplayBatch)
 			if errors.Is(err, replay.ErrHistoryLost) {
 				// Trimmed while we were reading it.
 				st.pos[i] = upTo[i]

@@ -50,6 +50,7 @@ type topicState struct {
 	queued    bool      // in the sync queue
 	removed   bool      // no longer in hub.topics
 	idleSince time.Time // when subs became empty; zero while it has any
+	behind    replay.ID // newest id on record at the last position check, if not yet delivered
 }
 
 // subscription is what the hub needs of pubsub.Subscriber.
@@ -65,6 +66,7 @@ type hub struct {
 	m     *metrics
 	grace time.Duration
 	batch int64
+	check time.Duration // position check interval; 0 disables it
 
 	mu     sync.RWMutex
 	topics map[string]*topicState
@@ -76,9 +78,9 @@ type hub struct {
 
 var _ pubsub.Handler = (*hub)(nil)
 
-func newHub(sub subscription, hist replay.Store, log zerolog.Logger, m *metrics, grace time.Duration, batch int64) *hub {
+func newHub(sub subscription, hist replay.Store, log zerolog.Logger, m *metrics, grace, check time.Duration, batch int64) *hub {
 	return &hub{
-		sub: sub, hist: hist, log: log, m: m, grace: grace, batch: batch,
+		sub: sub, hist: hist, log: log, m: m, grace: grace, check: check, batch: batch,
 		topics:   make(map[string]*topicState),
 		syncKick: make(chan struct{}, 1),
 	}
@@ -246,14 +248,75 @@ func (h *hub) queueSync(t *topicState) {
 	}
 }
 
-// run owns the hub's two goroutines, the sync worker and the janitor, and
-// returns once both have stopped.
+// run owns the hub's goroutines — the sync worker, the janitor and the
+// position checker — and returns once all have stopped.
 func (h *hub) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); h.syncLoop(ctx) }()
-	go func() { defer wg.Done(); h.janitor(ctx) }()
+	wg.Go(func() { h.syncLoop(ctx) })
+	wg.Go(func() { h.janitor(ctx) })
+	if h.check > 0 {
+		wg.Go(func() { h.checker(ctx) })
+	}
 	wg.Wait()
+}
+
+// checker runs the position check every h.check.
+func (h *hub) checker(ctx context.Context) {
+	tick := time.NewTicker(h.check)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := h.checkPositions(ctx); err != nil && ctx.Err() == nil {
+				h.log.Debug().Err(err).Msg("position check failed")
+			}
+		}
+	}
+}
+
+// checkPositions catches a pub/sub feed that stalled without the
+// connection failing: it reads every live topic's newest id in one
+// pipelined round trip, and a topic that has still not delivered, a whole
+// interval later, what the previous check saw on record is repaired from
+// the stream. Events merely in flight at one check are delivered by the
+// next, so they never cause a read.
+func (h *hub) checkPositions(ctx context.Context) error {
+	h.mu.RLock()
+	ts := make([]*topicState, 0, len(h.topics))
+	names := make([]string, 0, len(h.topics))
+	for name, t := range h.topics {
+		ts = append(ts, t)
+		names = append(names, name)
+	}
+	h.mu.RUnlock()
+	if len(ts) == 0 {
+		return nil
+	}
+	newest, err := h.hist.Lasts(ctx, names)
+	if err != nil {
+		return err
+	}
+	for i, t := range ts {
+		t.mu.Lock()
+		if t.phase == phaseLive {
+			if t.last.Less(t.behind) {
+				h.log.Warn().Str("topic", t.name).Stringer("delivered", t.last).Stringer("on_record", t.behind).
+					Msg("pub/sub fell silent on this topic; repairing from the stream")
+				h.m.stalls.Inc()
+				t.phase = phaseSyncing
+				t.resync = true
+				h.queueSync(t)
+			}
+			t.behind = replay.ID{}
+			if t.last.Less(newest[i]) {
+				t.behind = newest[i]
+			}
+		}
+		t.mu.Unlock()
+	}
+	return nil
 }
 
 func (h *hub) syncLoop(ctx context.Context) {

@@ -76,6 +76,16 @@ func (m *memHistory) After(_ context.Context, topic string, after, until replay.
 	return out, nil
 }
 
+func (m *memHistory) Lasts(_ context.Context, topics []string) ([]replay.ID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]replay.ID, len(topics))
+	for i, t := range topics {
+		out[i] = m.last[t]
+	}
+	return out, nil
+}
+
 func (m *memHistory) Contains(_ context.Context, topic string, id replay.ID) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -114,7 +124,7 @@ func (f *fakeSub) calls() (subs, unsubs []string) {
 func startHub(t *testing.T, hist replay.Store, grace time.Duration) (*hub, *fakeSub) {
 	t.Helper()
 	sub := &fakeSub{}
-	h := newHub(sub, hist, zerolog.Nop(), newMetrics(), grace, 3)
+	h := newHub(sub, hist, zerolog.Nop(), newMetrics(), grace, 0, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.run(ctx); close(done) }()
@@ -286,4 +296,85 @@ func TestConn_enqueue_overflowEvicts(t *testing.T) {
 	if q, _ := c.take(); len(q) != 0 {
 		t.Fatal("an evicted conn still queues")
 	}
+}
+
+func TestHub_checkPositions_repairsSilentTopic(t *testing.T) {
+	hist := newMemHistory()
+	h, _ := startHub(t, hist, time.Minute)
+	c := newConn([]string{"quiet", "busy"}, 1<<20)
+	joinLive(t, h, c)
+	ctx := context.Background()
+	get := received(c)
+
+	// busy: an event on record whose envelope is merely in flight at the
+	// first check and arrives before the second: no repair.
+	inFlight := hist.add("busy", 1, 1)
+	// quiet: pub/sub silently stops delivering; two events are on record.
+	hist.add("quiet", 10, 2)
+	if err := h.checkPositions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.HandleEvent("busy", inFlight[0])
+	if got := get(); !slices.Equal(got, ids(1)) {
+		t.Fatalf("after the first check: %v (nothing may be repaired yet)", got)
+	}
+	if err := h.checkPositions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "repair", func() bool { return len(get()) >= 3 })
+	if got := get(); !slices.Equal(got, ids(1, 10, 11)) {
+		t.Fatalf("got %v", got)
+	}
+	if n := testGauge(h.m.stalls); n != 1 {
+		t.Fatalf("stalls = %v, want 1 (only the silent topic)", n)
+	}
+}
+
+// slowHistory counts After calls and makes each take a while, so that
+// concurrent identical reads overlap.
+type slowHistory struct {
+	*memHistory
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *slowHistory) After(ctx context.Context, topic string, after, until replay.ID, count int64) ([]replay.Entry, error) {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
+	return s.memHistory.After(ctx, topic, after, until, count)
+}
+
+func TestReadGroup_after_sharesIdenticalReads(t *testing.T) {
+	hist := &slowHistory{memHistory: newMemHistory()}
+	hist.add("a", 1, 10)
+	g := newReadGroup(hist, 4, newMetrics())
+	const readers = 100
+	var wg sync.WaitGroup
+	results := make([][]replay.Entry, readers)
+	errs := make([]error, readers)
+	for i := range readers {
+		wg.Go(func() {
+			results[i], errs[i] = g.after(context.Background(), "a", replay.ID{Ms: 3}, replay.ID{Ms: 10}, 100)
+		})
+	}
+	wg.Wait()
+	g.wg.Wait()
+	for i := range readers {
+		if errs[i] != nil || len(results[i]) != 7 || results[i][0].ID != (replay.ID{Ms: 4}) {
+			t.Fatalf("reader %d: %d entries, %v", i, len(results[i]), errs[i])
+		}
+	}
+	if hist.calls > readers/10 {
+		t.Fatalf("%d reads for %d identical concurrent requests", hist.calls, readers)
+	}
+	t.Logf("%d Redis reads served %d reconnecting streams", hist.calls, readers)
+	// A reader that gives up does not fail the others.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := g.after(ctx, "a", replay.ID{}, replay.ID{Ms: 10}, 100); err == nil {
+		t.Fatal("a cancelled reader got a result")
+	}
+	g.wg.Wait()
 }

@@ -48,6 +48,8 @@ type metrics struct {
 	bytes            prometheus.Counter
 	replayed         prometheus.Counter
 	repaired         prometheus.Counter
+	stalls           prometheus.Counter
+	replayReads      *prometheus.CounterVec
 	historyLost      prometheus.Counter
 	pubsubReconnects prometheus.Counter
 	published        *prometheus.CounterVec
@@ -75,6 +77,11 @@ func newMetrics() *metrics {
 			Help: "Events written to reconnecting streams from the history."}),
 		repaired: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_repaired_total",
 			Help: "Events pub/sub did not deliver that the node read from the stream instead."}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "pubsub_stalls_total",
+			Help: "Times the position check found a topic that pub/sub had stopped delivering."}),
+		replayReads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "replay_reads_total",
+			Help: "History reads for reconnecting streams; shared=\"true\" ones were served by a read another stream made."},
+			[]string{"shared"}),
 		historyLost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "history_lost_total",
 			Help: "history-lost events sent: history after a client's or the node's position was gone."}),
 		pubsubReconnects: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "pubsub_disconnects_total",
@@ -83,7 +90,7 @@ func newMetrics() *metrics {
 			Help: "POST /publish requests, by result."}, []string{"result"}),
 	}
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes,
-		m.replayed, m.repaired, m.historyLost, m.pubsubReconnects, m.published,
+		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for r := closeClient; r <= closeMaxAge; r++ {
 		m.closed.WithLabelValues(r.String())

@@ -29,6 +29,13 @@ type Config struct {
 	MaxQueueBytes    int           // a stream's unsent bytes before eviction; 1 MiB
 	MaxPublishBytes  int64         // POST /publish body size; 1 MiB
 	ReplayBatch      int64         // entries per history read; 512
+	// PositionCheck is how often the node compares every topic it serves
+	// with the newest id on record, to catch a pub/sub feed that went
+	// silent; 5s. Negative disables it.
+	PositionCheck time.Duration
+	// MaxReplayReads bounds the history reads a node makes at once for
+	// reconnecting streams; 32.
+	MaxReplayReads int
 	UnsubscribeGrace time.Duration // keep an unused topic subscribed this long; 5s
 	// DrainPeriod spreads the closing of streams on shutdown over this long,
 	// in waves, so their clients reconnect to other nodes gradually; 5s.
@@ -71,6 +78,10 @@ func (c *Config) defaults() {
 	}
 	if c.ReplayBatch == 0 {
 		c.ReplayBatch = 512
+	}
+	def(&c.PositionCheck, 5*time.Second)
+	if c.MaxReplayReads == 0 {
+		c.MaxReplayReads = 32
 	}
 }
 
@@ -125,8 +136,9 @@ type Server struct {
 	sub  Subscriber
 	hist replay.Store
 	ping func(ctx context.Context) error
-	hub  *hub
-	m    *metrics
+	hub   *hub
+	reads *readGroup
+	m     *metrics
 	e    *echo.Echo
 
 	draining atomic.Bool
@@ -150,7 +162,8 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 		streams: make(map[*stream]struct{}),
 	}
 	s.hub = newHub(d.Subscriber, d.History, d.Logger.With().Str("component", "hub").Logger(), s.m,
-		cfg.UnsubscribeGrace, cfg.ReplayBatch)
+		cfg.UnsubscribeGrace, max(cfg.PositionCheck, 0), cfg.ReplayBatch)
+	s.reads = newReadGroup(d.History, cfg.MaxReplayReads, s.m)
 	s.e = s.routes()
 	return s, nil
 }
@@ -165,10 +178,12 @@ func (s *Server) Handler() http.Handler { return s.e }
 // that stopped the listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(context.Background())
+	s.reads.base = bg // before any request can read
 	var wg sync.WaitGroup
 	defer func() {
 		stopBG()
 		wg.Wait()
+		s.reads.wg.Wait()
 	}()
 	wg.Go(func() {
 		if err := s.sub.Run(bg, s.hub); err != nil {

@@ -169,3 +169,25 @@ func TestRedisStore_After_unknownPosition(t *testing.T) {
 		t.Fatal("Contains misses a real id")
 	}
 }
+
+func TestRedisStore_Lasts(t *testing.T) {
+	f := newFixture(t, pubsub.PublisherConfig{}, 3)
+	topics := make([]string, 2500) // more than one pipeline batch
+	for i := range topics {
+		topics[i] = fmt.Sprintf("none%d", i)
+	}
+	topics[1700] = "a"
+	got, err := f.store.Lasts(context.Background(), topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range got {
+		want := replay.ID{}
+		if i == 1700 {
+			want = f.ids[2]
+		}
+		if id != want {
+			t.Fatalf("topic %d (%s): %v, want %v", i, topics[i], id, want)
+		}
+	}
+}

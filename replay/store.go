@@ -33,6 +33,9 @@ type Store interface {
 	After(ctx context.Context, topic string, after, until ID, count int64) ([]Entry, error)
 	// Contains reports whether the topic's stream holds an entry with id.
 	Contains(ctx context.Context, topic string, id ID) (bool, error)
+	// Lasts returns the id of each topic's newest event on record, 0-0 for
+	// topics with none, in one round trip per batch of topics.
+	Lasts(ctx context.Context, topics []string) ([]ID, error)
 }
 
 // Keys names a topic's stream and its last-id record; pubsub.Keys satisfies it.
@@ -114,6 +117,39 @@ func (s *RedisStore) After(ctx context.Context, topic string, after, until ID, c
 			topic, entries[0].ID, entries[0].Prev, after, ErrHistoryLost)
 	}
 	return entries, nil
+}
+
+// lastsBatch is how many topics one pipeline of Lasts asks about.
+const lastsBatch = 1000
+
+// Lasts implements [Store]. It reads the :last records only (a stream whose
+// record is gone counts as 0-0, which only ever makes a caller look again).
+func (s *RedisStore) Lasts(ctx context.Context, topics []string) ([]ID, error) {
+	out := make([]ID, len(topics))
+	for lo := 0; lo < len(topics); lo += lastsBatch {
+		hi := min(lo+lastsBatch, len(topics))
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, hi-lo)
+		for i, t := range topics[lo:hi] {
+			cmds[i] = pipe.Get(ctx, s.keys.Last(t))
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("replay: last ids of %d topics: %w", hi-lo, err)
+		}
+		for i, c := range cmds {
+			v, err := c.Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("replay: last id of %q: %w", topics[lo+i], err)
+			}
+			if out[lo+i], err = ParseID(v); err != nil {
+				return nil, fmt.Errorf("replay: last id of %q is %q: %w", topics[lo+i], v, err)
+			}
+		}
+	}
+	return out, nil
 }
 
 // Contains implements [Store].
