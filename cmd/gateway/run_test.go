@@ -600,3 +600,74 @@ func TestMain_SIGTERM(t *testing.T) {
 		t.Fatalf("did not exit after SIGTERM\n%s", logs.String())
 	}
 }
+
+// TestRun_redisRestart: with persistence a Redis restart under an open
+// stream loses nothing; without it the stream is told history was lost
+// instead of going silent. The client stays connected throughout.
+func TestRun_redisRestart(t *testing.T) {
+	for _, persist := range []bool{true, false} {
+		t.Run(fmt.Sprintf("persistence=%v", persist), func(t *testing.T) {
+			var opts []redistest.Option
+			if persist {
+				opts = append(opts, redistest.WithPersistence())
+			}
+			srv := redistest.Start(t, opts...)
+			n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			opened := make(chan struct{})
+			events := make(chan sseclient.Event, 1000)
+			go func() {
+				_, _ = readUntil(ctx, eventsURL(n.url, "r"), "", func(ev sseclient.Event) { events <- ev }, func() bool { return false }, opened)
+			}()
+			<-opened
+			next := func() sseclient.Event {
+				select {
+				case ev := <-events:
+					return ev
+				case <-ctx.Done():
+					t.Fatal("timed out waiting for an event")
+				}
+				return sseclient.Event{}
+			}
+			for i := range 5 {
+				publish(t, n.url, "r", fmt.Sprintf("r:%d", i))
+			}
+			for i := range 5 {
+				if ev := next(); ev.Data != fmt.Sprintf("r:%d", i) {
+					t.Fatalf("before restart: %+v", ev)
+				}
+			}
+			srv.Restart()
+			waitReady(t, n.url)
+			for i := 5; i < 10; i++ {
+				publish(t, n.url, "r", fmt.Sprintf("r:%d", i))
+			}
+			first := next()
+			if persist {
+				// Exact: the next event follows on.
+				if first.Data != "r:5" {
+					t.Fatalf("after a restart with persistence: %+v, want r:5", first)
+				}
+				for i := 6; i < 10; i++ {
+					if ev := next(); ev.Data != fmt.Sprintf("r:%d", i) {
+						t.Fatalf("after restart: %+v", ev)
+					}
+				}
+				return
+			}
+			// The history the node was following is gone: said in-band.
+			if first.Type != "history-lost" || !strings.Contains(first.Data, `"topics":["r"]`) {
+				t.Fatalf("after a restart without persistence: %+v, want history-lost", first)
+			}
+			publish(t, n.url, "r", "r:after")
+			for {
+				if ev := next(); ev.Data == "r:after" {
+					break
+				} else if ev.Type != "message" {
+					t.Fatalf("unexpected %+v", ev)
+				}
+			}
+		})
+	}
+}
