@@ -2,8 +2,11 @@
 # Installs what the test suite needs and the machine lacks. Idempotent.
 set -euo pipefail
 
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 need=()
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+have redis-server || need+=(redis-server)
+have nginx || need+=(nginx-light)
+have haproxy || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -18,5 +21,6 @@ fi
 echo "installing: ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-# The package's own service is not wanted: the tests start their own servers.
+# The packages' own services are not used: the tests start their own
+# servers on free ports.
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
