@@ -148,11 +148,13 @@ func startLB(t *testing.T, kind string, ports []int) string {
 		}
 		cmd = exec.Command(lookPath(t, "nginx"), "-p", dir, "-c", conf, "-g", "daemon off;")
 	case "haproxy":
-		var servers []string
+		var servers, fallbacks []string
 		for i, p := range ports {
 			servers = append(servers, fmt.Sprintf("    server gw%d 127.0.0.1:%d check", i+1, p))
+			fallbacks = append(fallbacks, fmt.Sprintf("    server gw%d-fallback 127.0.0.1:%d backup", i+1, p))
 		}
 		text = configure(t, text, "gateway nodes", servers)
+		text = configure(t, text, "fallback nodes", fallbacks)
 		text = configure(t, text, "bind", []string{fmt.Sprintf("    bind 127.0.0.1:%d", lbPort)})
 		conf := filepath.Join(dir, "haproxy.cfg")
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {

@@ -22,7 +22,9 @@ type publishRequest struct {
 }
 
 // handlePublish serves POST /publish. data may be a JSON string, sent as is,
-// or any other JSON value, sent as its compact JSON text.
+// or any other JSON value, sent as its compact JSON text. An Idempotency-Key
+// header makes a retry of the same request return the first id instead of
+// publishing the event again.
 func (s *Server) handlePublish(c echo.Context) error {
 	req := c.Request()
 	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxPublishBytes)
@@ -50,7 +52,8 @@ func (s *Server) handlePublish(c echo.Context) error {
 		}
 		data = b.String()
 	}
-	id, err := s.pub.Publish(req.Context(), pubsub.Message{Topic: pr.Topic, Type: pr.Type, Data: data})
+	id, err := s.pub.Publish(req.Context(), pubsub.Message{Topic: pr.Topic, Type: pr.Type, Data: data,
+		IdempotencyKey: req.Header.Get("Idempotency-Key")})
 	switch {
 	case errors.Is(err, pubsub.ErrTooLarge):
 		return s.publishError(c, &httpErr{http.StatusRequestEntityTooLarge, trimPrefix(err)})

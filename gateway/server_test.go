@@ -404,3 +404,29 @@ func TestServer_readyz(t *testing.T) {
 		t.Fatalf("publish with Redis down: %d %s", res.StatusCode, b)
 	}
 }
+
+func TestServer_publish_idempotencyKey(t *testing.T) {
+	n := startNode(t, Config{}, pubsub.PublisherConfig{})
+	post := func(key string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, n.url+"/publish", strings.NewReader(`{"topic":"a","data":"x"}`))
+		req.Header.Set("Idempotency-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	c1, b1 := post("k-1")
+	c2, b2 := post("k-1")
+	if c1 != 200 || c2 != 200 || b1 != b2 {
+		t.Fatalf("same key: %d %s, then %d %s; want the same id twice", c1, b1, c2, b2)
+	}
+	if n := n.rdb.XLen(context.Background(), "t:{a}:stream").Val(); n != 1 {
+		t.Fatalf("%d events stored, want 1", n)
+	}
+	if c, b := post("no spaces"); c != 400 || !strings.Contains(b, "idempotency key") {
+		t.Fatalf("bad key: %d %s", c, b)
+	}
+}

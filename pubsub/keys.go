@@ -41,6 +41,11 @@ func (k Keys) Stream(topic string) string { return k.prefix + "{" + topic + "}:s
 // a reader can tell an expired-but-complete history from a lost one.
 func (k Keys) Last(topic string) string { return k.prefix + "{" + topic + "}:last" }
 
+// Idempotency is the record that makes a publish with key idempotent.
+func (k Keys) Idempotency(topic, key string) string {
+	return k.prefix + "{" + topic + "}:idem:" + key
+}
+
 // Channel is the pub/sub channel carrying the topic's live envelopes.
 func (k Keys) Channel(topic string) string { return k.prefix + "{" + topic + "}:events" }
 

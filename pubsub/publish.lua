@@ -8,6 +8,13 @@
 -- ARGV[3]  entries to keep, trimmed approximately (MAXLEN ~); 0 keeps all
 -- ARGV[4]  age to keep in milliseconds (MINID ~ and key expiry); 0 keeps all
 -- ARGV[5]  "PUBLISH", or "SPUBLISH" on Redis Cluster
+-- KEYS[4]  optional: <prefix>{<topic>}:idem:<key>, an idempotency record
+-- ARGV[6]  its lifetime in milliseconds (read only when KEYS[4] is given)
+--
+-- With KEYS[4], publishing is idempotent: a second call with the same key
+-- within its lifetime returns the first call's id and publishes nothing. A
+-- retry after a lost reply (a client library retrying on a new connection,
+-- or a service retrying a request) then cannot publish the event twice.
 --
 -- Returns the new event id. Ids are "<ms>-<seq>" and strictly increase per
 -- topic, also across expiry of the stream and server clock steps backwards:
@@ -23,6 +30,12 @@ if cmd ~= 'PUBLISH' and cmd ~= 'SPUBLISH' then
 end
 if maxlen == nil or maxage == nil then
   return redis.error_reply('ERR max length and max age must be numbers')
+end
+
+local idem = KEYS[4]
+if idem then
+  local prior = redis.call('GET', idem)
+  if prior then return prior end
 end
 
 local t = redis.call('TIME')
@@ -70,4 +83,7 @@ else
 end
 
 redis.call(cmd, channel, '1\n' .. id .. '\n' .. prev .. '\n' .. typ .. '\n' .. data)
+if idem then
+  redis.call('SET', idem, id, 'PX', tonumber(ARGV[6]) or 60000)
+end
 return id

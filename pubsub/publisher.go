@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
 	"fmt"
 	"strconv"
@@ -33,6 +34,9 @@ type PublisherConfig struct {
 	MaxDataBytes int           // largest data accepted
 	MaxTopicLen  int           // longest topic accepted; 0 means MaxTopicLen
 	Sharded      bool          // SPUBLISH instead of PUBLISH (Redis Cluster)
+	// IdempotencyTTL is how long a publish's idempotency record lives:
+	// a repeat with the same key within it publishes nothing. Default 1m.
+	IdempotencyTTL time.Duration
 }
 
 // Message is one event to publish.
@@ -40,6 +44,13 @@ type Message struct {
 	Topic string
 	Type  string // optional; empty means the SSE default "message"
 	Data  string // UTF-8 text
+	// IdempotencyKey, when set, makes the publish idempotent for
+	// IdempotencyTTL: publishing again with the same topic and key returns
+	// the first id and publishes nothing, so a retry after an unknown
+	// outcome cannot duplicate the event. When empty, Publish uses a fresh
+	// random key, which makes retries inside one call (a Redis client
+	// retrying on a new connection) safe.
+	IdempotencyKey string
 }
 
 // Publisher publishes events through the publish script. It is safe for
@@ -51,6 +62,7 @@ type Publisher struct {
 	maxLen  string
 	maxAge  string
 	command string
+	idemTTL string
 }
 
 // NewPublisher returns a Publisher that runs the script on rdb.
@@ -67,6 +79,10 @@ func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
 	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(publishLua), command: "PUBLISH"}
 	p.maxLen = strconv.FormatInt(max(cfg.MaxLen, 0), 10)
 	p.maxAge = strconv.FormatInt(max(cfg.MaxAge.Milliseconds(), 0), 10)
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = time.Minute
+	}
+	p.idemTTL = strconv.FormatInt(max(cfg.IdempotencyTTL.Milliseconds(), 1), 10)
 	if cfg.Sharded {
 		p.command = "SPUBLISH"
 	}
@@ -82,6 +98,11 @@ func (p *Publisher) Validate(m Message) error {
 	if err := ValidateType(m.Type); err != nil {
 		return err
 	}
+	if m.IdempotencyKey != "" {
+		if err := ValidateIdempotencyKey(m.IdempotencyKey); err != nil {
+			return err
+		}
+	}
 	return ValidateData(m.Data, p.cfg.MaxDataBytes)
 }
 
@@ -93,10 +114,14 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	if err := p.Validate(m); err != nil {
 		return "", fmt.Errorf("pubsub: publish: %w", err)
 	}
+	key := m.IdempotencyKey
+	if key == "" {
+		key = rand.Text()
+	}
 	k := p.cfg.Keys
 	id, err := p.script.Run(ctx, p.rdb,
-		[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic)},
-		m.Type, m.Data, p.maxLen, p.maxAge, p.command).Text()
+		[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
+		m.Type, m.Data, p.maxLen, p.maxAge, p.command, p.idemTTL).Text()
 	if err != nil {
 		return "", fmt.Errorf("pubsub: publish to %q: %w", m.Topic, err)
 	}

@@ -329,3 +329,52 @@ func TestSubscriber_Subscribe_reconfirms(t *testing.T) {
 	sub.Subscribe("a")
 	waitFor(t, "second", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
 }
+
+func TestPublisher_Publish_idempotent(t *testing.T) {
+	for name, rdb := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			keys, _ := pubsub.NewKeys("i:")
+			ps := rdb.Subscribe(ctx, keys.Channel("a"))
+			defer ps.Close()
+			if _, err := ps.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+			m := pubsub.Message{Topic: "a", Data: "once", IdempotencyKey: "order-42:shipped"}
+			first, err := p.Publish(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := p.Publish(ctx, m)
+			if err != nil || again != first {
+				t.Fatalf("repeat returned %q, %v; want the first id %q", again, err, first)
+			}
+			if n := rdb.XLen(ctx, keys.Stream("a")).Val(); n != 1 {
+				t.Fatalf("stream has %d entries, want 1", n)
+			}
+			// Without a key every call is a new event.
+			if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "twice"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "twice"}); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for range 3 {
+				msg, err := ps.ReceiveMessage(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env, _ := pubsub.ParseEnvelope(msg.Payload)
+				got = append(got, env.Data)
+			}
+			if fmt.Sprint(got) != "[once twice twice]" {
+				t.Fatalf("published %v", got)
+			}
+			if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "x", IdempotencyKey: "bad key!"}); !errors.Is(err, pubsub.ErrInvalid) {
+				t.Fatalf("bad key: %v", err)
+			}
+		})
+	}
+}

@@ -114,3 +114,21 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// MaxIdempotencyKeyLen is the longest idempotency key accepted.
+const MaxIdempotencyKeyLen = 128
+
+// ValidateIdempotencyKey reports whether key can name an idempotency record:
+// 1 to 128 bytes of ASCII letters, digits and - _ . :
+func ValidateIdempotencyKey(key string) error {
+	if key == "" || len(key) > MaxIdempotencyKeyLen {
+		return invalid("idempotency key must be 1 to %d bytes", MaxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return invalid("idempotency key has %q at byte %d; allowed are letters, digits and - _ . :", c, i)
+		}
+	}
+	return nil
+}

@@ -36,10 +36,11 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	var topic, typ, redisURL, prefix, gatewayURL string
+	var topic, typ, redisURL, prefix, gatewayURL, idemKey string
 	var hist historyFlags
 	fs.StringVar(&topic, "topic", "", "topic to publish to (required)")
 	fs.StringVar(&typ, "type", "", "event type; empty sends the SSE default \"message\"")
+	fs.StringVar(&idemKey, "idempotency-key", "", "make retries safe: publishing again with the same key (for a minute) returns the first id and publishes nothing")
 	fs.StringVar(&redisURL, "redis-url", "", "publish straight to this Redis [GATEWAY_REDIS_URL]")
 	fs.StringVar(&prefix, "redis-prefix", pubsub.DefaultPrefix, "key prefix, as configured on the gateway [GATEWAY_REDIS_PREFIX]")
 	fs.StringVar(&gatewayURL, "url", "http://localhost:8080", "gateway to post to when no Redis URL is set [GATEWAY_URL]")
@@ -62,7 +63,7 @@ Flags:
 		}
 		data = string(b)
 	}
-	msg := pubsub.Message{Topic: topic, Type: typ, Data: data}
+	msg := pubsub.Message{Topic: topic, Type: typ, Data: data, IdempotencyKey: idemKey}
 
 	var id string
 	var err error
@@ -104,6 +105,9 @@ func publishHTTP(ctx context.Context, base string, msg pubsub.Message) (string, 
 		return "", fmt.Errorf("--url: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if msg.IdempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", msg.IdempotencyKey)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("post to gateway (is one running at %s? or pass --redis-url): %w", base, err)

@@ -139,3 +139,22 @@ func (s *Server) Restart() {
 	s.Kill()
 	s.launch()
 }
+
+// RestartEmpty stops the server, deletes everything it persisted and starts
+// it again on the same port: Redis coming back without its data.
+func (s *Server) RestartEmpty() {
+	s.tb.Helper()
+	s.Kill()
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "redis.log" {
+			if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+				s.tb.Fatal(err)
+			}
+		}
+	}
+	s.launch()
+}
