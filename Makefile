@@ -3,7 +3,7 @@ GO      ?= go
 GOFLAGS ?=
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test deps lint build fuzz clean
+.PHONY: run test deps lint build fuzz chaos clean
 
 ## run: start one node on :8080 (embedded Redis unless GATEWAY_REDIS_URL is set)
 run:
@@ -17,6 +17,13 @@ test: deps
 ## deps: install redis-server if it is missing (Debian/Ubuntu; uses sudo when not root)
 deps:
 	@./.ci/deps.sh
+
+## chaos: the chaos scenario with long phases (CHAOS_PHASE, default 5s) behind nginx and HAProxy; prints the table
+CHAOS_PHASE ?= 5s
+chaos: deps
+	@rm -f chaos-table.txt
+	CHAOS_PHASE=$(CHAOS_PHASE) CHAOS_TABLE=$(CURDIR)/chaos-table.txt $(GO) test -count=1 -timeout 30m -run TestChaos ./deploy/
+	@cat chaos-table.txt
 
 ## lint: formatting and vet
 lint:

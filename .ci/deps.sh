@@ -7,7 +7,25 @@ need=()
 have redis-server || need+=(redis-server)
 have nginx || need+=(nginx-light)
 have haproxy || need+=(haproxy)
-[ ${#need[@]} -eq 0 ] && exit 0
+have chromium || need+=(chromium)
+have node || need+=(nodejs)
+have npm || need+=(npm)
+
+# The chaos test's third-party clients: the eventsource package and
+# playwright-core (which drives Debian's chromium; it downloads no browser).
+chaos_clients() {
+  local dir
+  dir="$(dirname "$0")/../deploy/chaos"
+  if [ ! -d "$dir/node_modules/eventsource" ] || [ ! -d "$dir/node_modules/playwright-core" ]; then
+    echo "installing the chaos test's node packages (npm ci)" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+if [ ${#need[@]} -eq 0 ]; then
+  chaos_clients
+  exit 0
+fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: ${need[*]}; install them with your package manager (no apt-get here)" >&2
@@ -24,3 +42,4 @@ $sudo apt-get update -qq
 # The packages' own services are not used: the tests start their own
 # servers on free ports.
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+chaos_clients
