@@ -671,3 +671,71 @@ func TestRun_redisRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestRun_reconnectStorm: 300 clients reconnect to one node at the same
+// moment with the same cursor, as when their node died. Every one must get
+// exactly what it missed, then live events; the node's metrics show how many
+// history reads served them.
+func TestRun_reconnectStorm(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"})
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, publish(t, n.url, "storm", fmt.Sprintf("storm:%d", i)))
+	}
+	const clients = 300
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := make(chan struct{})
+	replayed := make(chan struct{}, clients)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			<-start
+			ta := &tally{next: map[string]int{"storm": 1}}
+			got := 0
+			_, err := readUntil(ctx, eventsURL(n.url, "storm"), ids[0], func(ev sseclient.Event) {
+				ta.add(ev)
+				got++
+				if got == 49 {
+					replayed <- struct{}{}
+				}
+			}, func() bool { return got == 59 })
+			if err == nil && len(ta.errs) > 0 {
+				err = fmt.Errorf("%v", ta.errs[0])
+			}
+			errs <- err
+		})
+	}
+	close(start)
+	for range clients {
+		select {
+		case <-replayed:
+		case <-ctx.Done():
+			t.Fatal("not every client got its replay")
+		}
+	}
+	for i := 50; i < 60; i++ {
+		publish(t, n.url, "storm", fmt.Sprintf("storm:%d", i))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := http.Get(n.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	own := metricValue(string(text), `ssegateway_replay_reads_total{shared="false"}`)
+	shared := metricValue(string(text), `ssegateway_replay_reads_total{shared="true"}`)
+	t.Logf("%d reconnecting clients were served by %v history reads (%v shared)", clients, own, shared)
+	if own+shared != clients {
+		t.Fatalf("replay reads %v + %v, want one per client", own, shared)
+	}
+}
