@@ -9,9 +9,8 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 run:
 	$(GO) run ./cmd/gateway
 
-## test: install what the tests need if missing, then run every test with -race
-test: deps
-	$(GO) vet ./...
+## test: install what the tests need if missing, check formatting and vet, then run every test with -race
+test: deps lint
 	$(GO) test $(TESTFLAGS) ./...
 
 ## deps: install redis-server if it is missing (Debian/Ubuntu; uses sudo when not root)

@@ -142,32 +142,26 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 	defer s.hub.leave(st.conn, ts)
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
-	for _, t := range ts {
-		for waiting := true; waiting; {
-			select {
-			case <-t.ready:
-				waiting = false
-			case <-ctx.Done():
-				return closeClient
-			case r := <-st.stop:
-				return st.bye(r)
-			case <-maxAge:
-				return st.bye(closeMaxAge)
-			case <-hb.C:
-				// Redis may be unreachable: keep the stream, and the proxy, alive.
-				st.buf = append(st.buf, heartbeat...)
-				if st.flush() != nil {
-					return closeWrite
-				}
-			}
-		}
-	}
-	if r, ok := st.resume(ctx, cursor, ts); !ok {
-		return r
-	}
 
+	// One loop, two phases, switched by nil channels: first wait for each
+	// topic's position (heartbeats go on meanwhile: Redis may be down), then
+	// resume, then write what the hub queues.
+	waitIdx := 0
+	ready := ts[0].ready
+	var notify <-chan struct{}
 	for {
 		select {
+		case <-ready:
+			if waitIdx++; waitIdx < len(ts) {
+				ready = ts[waitIdx].ready
+				continue
+			}
+			ready = nil
+			if r, ok := st.resume(ctx, cursor, ts); !ok {
+				return r
+			}
+			notify = st.conn.notify
+			continue
 		case <-ctx.Done():
 			return closeClient
 		case r := <-st.stop:
@@ -179,7 +173,7 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 				continue
 			}
 			st.buf = append(st.buf, heartbeat...)
-		case <-st.conn.notify:
+		case <-notify:
 			items, evicted := st.conn.take()
 			if evicted {
 				st.conn.recycle(items)

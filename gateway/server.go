@@ -21,21 +21,21 @@ import (
 
 // Config holds the node's settings. Zero fields take the defaults below.
 type Config struct {
-	Heartbeat        time.Duration // comment line after this much silence; 15s
-	Retry            time.Duration // reconnect delay sent to clients; 2s
-	WriteTimeout     time.Duration // deadline of each write and flush; 10s
-	MaxTopics        int           // topics per stream; 32
-	MaxTopicLen      int           // bytes per topic name; 256
-	MaxQueueBytes    int           // a stream's unsent bytes before eviction; 1 MiB
-	MaxPublishBytes  int64         // POST /publish body size; 1 MiB
-	ReplayBatch      int64         // entries per history read; 512
+	Heartbeat       time.Duration // comment line after this much silence; 15s
+	Retry           time.Duration // reconnect delay sent to clients; 2s
+	WriteTimeout    time.Duration // deadline of each write and flush; 10s
+	MaxTopics       int           // topics per stream; 32
+	MaxTopicLen     int           // bytes per topic name; 256
+	MaxQueueBytes   int           // a stream's unsent bytes before eviction; 1 MiB
+	MaxPublishBytes int64         // POST /publish body size; 1 MiB
+	ReplayBatch     int64         // entries per history read; 512
 	// PositionCheck is how often the node compares every topic it serves
 	// with the newest id on record, to catch a pub/sub feed that went
 	// silent; 5s. Negative disables it.
 	PositionCheck time.Duration
 	// MaxReplayReads bounds the history reads a node makes at once for
 	// reconnecting streams; 32.
-	MaxReplayReads int
+	MaxReplayReads   int
 	UnsubscribeGrace time.Duration // keep an unused topic subscribed this long; 5s
 	// DrainPeriod spreads the closing of streams on shutdown over this long,
 	// in waves, so their clients reconnect to other nodes gradually; 5s.
@@ -130,16 +130,16 @@ type Deps struct {
 
 // Server is one gateway node. Build it with NewServer and run it with Serve.
 type Server struct {
-	cfg  Config
-	log  zerolog.Logger
-	pub  Publisher
-	sub  Subscriber
-	hist replay.Store
-	ping func(ctx context.Context) error
+	cfg   Config
+	log   zerolog.Logger
+	pub   Publisher
+	sub   Subscriber
+	hist  replay.Store
+	ping  func(ctx context.Context) error
 	hub   *hub
 	reads *readGroup
 	m     *metrics
-	e    *echo.Echo
+	e     *echo.Echo
 
 	draining atomic.Bool
 
