@@ -1,0 +1,13 @@
+// Package auth verifies bearer tokens and says which topics they grant. It
+// knows nothing of HTTP: the gateway reads the token from a request and asks
+// a [Verifier].
+//
+// Tokens are JWTs. The topics a token grants are in its "sse" claim:
+//
+//	{"sub": "user-42", "exp": 1767225600,
+//	 "sse": {"subscribe": ["orders/42", "news/*"], "publish": ["orders/**"]}}
+//
+// Each entry is a [Pattern]: a topic name in which "*" stands for one
+// path segment (one or more characters other than "/") and "**" for one or
+// more characters of any kind.
+package auth
