@@ -52,6 +52,9 @@ func (s *Server) handlePublish(c echo.Context) error {
 		}
 		data = b.String()
 	}
+	if herr := s.authorizePublish(c, pr.Topic); herr != nil {
+		return s.refuse(c, herr)
+	}
 	id, err := s.pub.Publish(req.Context(), pubsub.Message{Topic: pr.Topic, Type: pr.Type, Data: data,
 		IdempotencyKey: req.Header.Get("Idempotency-Key")})
 	switch {

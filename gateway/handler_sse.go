@@ -31,6 +31,10 @@ func (s *Server) handleEvents(c echo.Context) error {
 	if err != nil {
 		return jsonError(c, http.StatusBadRequest, err.Error())
 	}
+	expires, herr := s.authorizeSubscribe(c, topics)
+	if herr != nil {
+		return s.refuse(c, herr)
+	}
 	cursor := req.Header.Get("Last-Event-ID")
 	if cursor == "" {
 		cursor = query.Get("lastEventId")
@@ -43,12 +47,13 @@ func (s *Server) handleEvents(c echo.Context) error {
 	w.WriteHeader(http.StatusOK)
 
 	st := &stream{
-		s:    s,
-		w:    w,
-		rc:   http.NewResponseController(w),
-		conn: newConn(topics, s.cfg.MaxQueueBytes),
-		stop: make(chan closeReason, 1),
-		done: make(chan struct{}),
+		s:       s,
+		w:       w,
+		rc:      http.NewResponseController(w),
+		conn:    newConn(topics, s.cfg.MaxQueueBytes),
+		stop:    make(chan closeReason, 1),
+		done:    make(chan struct{}),
+		expires: expires,
 	}
 	defer close(st.done)
 	if s.log.GetLevel() <= zerolog.DebugLevel {
@@ -99,8 +104,9 @@ type stream struct {
 	buf       []byte      // bytes waiting for the next write
 	lastWrite time.Time
 
-	stop chan closeReason // the node asks the stream to end (drain)
-	done chan struct{}    // closed when the handler returns
+	stop    chan closeReason // the node asks the stream to end (drain)
+	done    chan struct{}    // closed when the handler returns
+	expires time.Time        // the token's expiry: the stream ends then
 }
 
 // kick asks the stream to end with reason; it never blocks.
@@ -122,12 +128,19 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 		return st.bye(closeShutdown)
 	}
 	defer s.unregister(st)
-	var maxAge <-chan time.Time
+	var maxAge, tokenExpiry <-chan time.Time
 	if s.cfg.MaxConnectionAge > 0 {
 		age := s.cfg.MaxConnectionAge + rand.N(s.cfg.MaxConnectionAge/5+1)
 		t := time.NewTimer(age)
 		defer t.Stop()
 		maxAge = t.C
+	}
+	if !st.expires.IsZero() {
+		// Revocation by expiry: the client reconnects with a fresh token
+		// (a refreshed cookie) or is refused.
+		t := time.NewTimer(time.Until(st.expires))
+		defer t.Stop()
+		tokenExpiry = t.C
 	}
 	st.buf = appendRetry(st.buf, s.cfg.Retry.Milliseconds())
 	if st.flush() != nil {
@@ -168,6 +181,8 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 			return st.bye(r)
 		case <-maxAge:
 			return st.bye(closeMaxAge)
+		case <-tokenExpiry:
+			return st.bye(closeTokenExpired)
 		case <-hb.C:
 			if time.Since(st.lastWrite) < s.cfg.Heartbeat/2 {
 				continue

@@ -9,12 +9,13 @@ import (
 type closeReason uint8
 
 const (
-	closeClient   closeReason = iota // the client went away
-	closeSlow                        // its queue overflowed: evicted
-	closeShutdown                    // the node is shutting down
-	closeWrite                       // a write failed or timed out
-	closeRedis                       // Redis failed during the stream's replay
-	closeMaxAge                      // the stream reached the maximum connection age
+	closeClient       closeReason = iota // the client went away
+	closeSlow                            // its queue overflowed: evicted
+	closeShutdown                        // the node is shutting down
+	closeWrite                           // a write failed or timed out
+	closeRedis                           // Redis failed during the stream's replay
+	closeMaxAge                          // the stream reached the maximum connection age
+	closeTokenExpired                    // the stream's token expired
 )
 
 func (r closeReason) String() string {
@@ -31,6 +32,8 @@ func (r closeReason) String() string {
 		return "redis_error"
 	case closeMaxAge:
 		return "max_age"
+	case closeTokenExpired:
+		return "token_expired"
 	}
 	return "unknown"
 }
@@ -53,6 +56,7 @@ type metrics struct {
 	historyLost      prometheus.Counter
 	pubsubReconnects prometheus.Counter
 	published        *prometheus.CounterVec
+	authRefused      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -88,11 +92,13 @@ func newMetrics() *metrics {
 			Help: "Times the node's Redis pub/sub connection was lost."}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "publish_total",
 			Help: "POST /publish requests, by result."}, []string{"result"}),
+		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refused_total",
+			Help: "Requests refused for want of a valid token (401) or of a grant (403)."}, []string{"status"}),
 	}
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes,
-		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published,
+		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for r := closeClient; r <= closeMaxAge; r++ {
+	for r := closeClient; r <= closeTokenExpired; r++ {
 		m.closed.WithLabelValues(r.String())
 	}
 	return m

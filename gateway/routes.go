@@ -21,6 +21,16 @@ func (s *Server) routes() *echo.Echo {
 		},
 	}))
 
+	if len(s.cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:     s.cfg.CORSOrigins,
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowHeaders:     []string{"Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key", "Cache-Control"},
+			AllowCredentials: s.cfg.CORSCredentials,
+			MaxAge:           600,
+		}))
+	}
+
 	e.GET("/", s.handleDemo)
 	e.GET("/events", s.handleEvents)
 	e.POST("/publish", s.handlePublish)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
@@ -50,6 +52,22 @@ type Config struct {
 	// AllowAnonymous lets anyone subscribe to and publish on any topic. With
 	// no authentication configured it must be set explicitly.
 	AllowAnonymous bool
+	// Auth verifies tokens; nil means no authentication.
+	Auth auth.Verifier
+	// PublicTopics may be subscribed to without a token.
+	PublicTopics auth.Patterns
+	// TokenCookie names a cookie that may carry a subscriber's token (for an
+	// EventSource with withCredentials); empty disables it.
+	TokenCookie string
+	// TokenQueryParam names a query parameter that may carry a subscriber's
+	// token; empty (the default) disables it, since URLs end up in logs.
+	TokenQueryParam string
+	// CORSOrigins are the origins allowed to subscribe and publish from a
+	// browser ("*" for any); empty sends no CORS headers.
+	CORSOrigins []string
+	// CORSCredentials lets those origins send cookies (EventSource
+	// withCredentials). Not allowed with "*".
+	CORSCredentials bool
 }
 
 func (c *Config) defaults() {
@@ -96,8 +114,10 @@ func (c *Config) validate() error {
 		return errors.New("limits must not be negative")
 	case c.MaxTopicLen > pubsub.MaxTopicLen:
 		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, pubsub.MaxTopicLen)
-	case !c.AllowAnonymous:
-		return errors.New("no authentication is configured; allow anonymous access explicitly (--insecure-no-auth) to run without it")
+	case !c.AllowAnonymous && c.Auth == nil:
+		return errors.New("no authentication is configured; configure token verification or allow anonymous access explicitly (--insecure-no-auth)")
+	case c.CORSCredentials && slices.Contains(c.CORSOrigins, "*"):
+		return errors.New("CORS credentials cannot be allowed for every origin (*); list the origins")
 	}
 	return nil
 }

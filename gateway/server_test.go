@@ -46,7 +46,7 @@ func buildNode(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig) *testNode 
 	keys, _ := pubsub.NewKeys("t:")
 	pcfg.Keys = keys
 	pub := pubsub.NewPublisher(rdb, pcfg)
-	cfg.AllowAnonymous = true
+	cfg.AllowAnonymous = cfg.Auth == nil
 	if cfg.UnsubscribeGrace == 0 {
 		cfg.UnsubscribeGrace = 50 * time.Millisecond
 	}

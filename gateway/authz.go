@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ssegateway/ssegateway/auth"
+)
+
+// The token sources, in order of precedence: the Authorization header (a
+// bearer token), then the cookie, then the query parameter. The first
+// source present is the only one used.
+
+// subscriberToken finds a subscriber's token.
+func (s *Server) subscriberToken(c echo.Context) (string, *httpErr) {
+	if tok, present, err := bearer(c.Request()); present {
+		return tok, err
+	}
+	if s.cfg.TokenCookie != "" {
+		if ck, err := c.Cookie(s.cfg.TokenCookie); err == nil && ck.Value != "" {
+			return ck.Value, nil
+		}
+	}
+	if s.cfg.TokenQueryParam != "" {
+		if v := c.QueryParam(s.cfg.TokenQueryParam); v != "" {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+// bearer reads an Authorization: Bearer header.
+func bearer(r *http.Request) (token string, present bool, err *httpErr) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false, nil
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", true, &httpErr{http.StatusUnauthorized, `the Authorization header must be "Bearer <token>"`}
+	}
+	return strings.TrimSpace(tok), true, nil
+}
+
+// grantFor verifies token. No token gives a nil grant: anonymous.
+func (s *Server) grantFor(c echo.Context, token string) (*auth.Grant, *httpErr) {
+	if token == "" || s.cfg.Auth == nil {
+		return nil, nil
+	}
+	g, err := s.cfg.Auth.Verify(c.Request().Context(), token)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), auth.ErrInvalidToken.Error()+": ")
+		if !errors.Is(err, auth.ErrInvalidToken) {
+			msg = "token could not be verified"
+			s.log.Warn().Err(err).Msg("verifying a token failed")
+		}
+		return nil, &httpErr{http.StatusUnauthorized, "invalid token: " + msg}
+	}
+	return g, nil
+}
+
+// authorizeSubscribe decides whether the request may stream topics. It
+// returns the token's expiry (zero if none) or the refusal.
+func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time, *httpErr) {
+	if s.cfg.AllowAnonymous {
+		return time.Time{}, nil
+	}
+	token, herr := s.subscriberToken(c)
+	if herr != nil {
+		return time.Time{}, herr
+	}
+	g, herr := s.grantFor(c, token)
+	if herr != nil {
+		return time.Time{}, herr
+	}
+	var denied []string
+	for _, t := range topics {
+		if s.cfg.PublicTopics.Allows(t) || g != nil && g.Subscribe.Allows(t) {
+			continue
+		}
+		denied = append(denied, t)
+	}
+	switch {
+	case len(denied) == 0 && g != nil:
+		return g.Expires, nil
+	case len(denied) == 0:
+		return time.Time{}, nil
+	case g == nil:
+		return time.Time{}, &httpErr{http.StatusUnauthorized, "a token is required for: " + strings.Join(denied, ", ")}
+	}
+	return time.Time{}, &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
+}
+
+// authorizePublish decides whether the request may publish on topic.
+// Publishers are services: only the Authorization header carries their token.
+func (s *Server) authorizePublish(c echo.Context, topic string) *httpErr {
+	if s.cfg.AllowAnonymous {
+		return nil
+	}
+	token, _, herr := bearer(c.Request())
+	if herr != nil {
+		return herr
+	}
+	if token == "" {
+		return &httpErr{http.StatusUnauthorized, "publishing requires a bearer token"}
+	}
+	g, herr := s.grantFor(c, token)
+	if herr != nil {
+		return herr
+	}
+	if !g.Publish.Allows(topic) {
+		return &httpErr{http.StatusForbidden, fmt.Sprintf("the token does not allow publishing to: %s", topic)}
+	}
+	return nil
+}
+
+// refuse answers an authorization failure: 401s carry WWW-Authenticate.
+func (s *Server) refuse(c echo.Context, e *httpErr) error {
+	if e.status == http.StatusUnauthorized {
+		v := `Bearer realm="ssegateway"`
+		if strings.HasPrefix(e.msg, "invalid token") {
+			v += `, error="invalid_token"`
+		}
+		c.Response().Header().Set("WWW-Authenticate", v)
+	}
+	s.m.authRefused.WithLabelValues(fmt.Sprint(e.status)).Inc()
+	return jsonError(c, e.status, e.msg)
+}
