@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/gateway"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
@@ -18,6 +23,30 @@ type serveConfig struct {
 	logLevel, logFormat    string
 	history                historyFlags
 	node                   gateway.Config
+	auth                   authFlags
+}
+
+// authFlags configure token verification and where tokens come from.
+type authFlags struct {
+	secret, secretFile, publicKeys, jwksURLs, jwksFile string
+	issuer, audience                                   string
+	publicTopics, corsOrigins                          string
+}
+
+// configured reports whether any source of keys was given.
+func (a authFlags) configured() bool {
+	return a.secret != "" || a.secretFile != "" || a.publicKeys != "" || a.jwksURLs != "" || a.jwksFile != ""
+}
+
+// list splits a comma-separated flag value, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // historyFlags are the retention settings every publisher must share, so
@@ -103,7 +132,20 @@ Flags:
 	fs.DurationVar(&n.DrainPeriod, "drain-period", 5*time.Second, "on SIGTERM, close streams in waves spread over this long so clients move to other nodes gradually [GATEWAY_DRAIN_PERIOD]")
 	fs.DurationVar(&n.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "bound on a graceful shutdown, drain included; must exceed --drain-period [GATEWAY_SHUTDOWN_TIMEOUT]")
 	fs.DurationVar(&n.MaxConnectionAge, "max-connection-age", 0, "close each stream after this long (plus up to 20% jitter) so load rebalances after a scale-out; the client resumes on any node; 0 is off [GATEWAY_MAX_CONNECTION_AGE]")
-	fs.BoolVar(&n.AllowAnonymous, "insecure-no-auth", false, "allow anyone to subscribe and publish without credentials (implied in single-node mode) [GATEWAY_INSECURE_NO_AUTH]")
+	fs.BoolVar(&n.AllowAnonymous, "insecure-no-auth", false, "allow anyone to subscribe and publish without credentials (implied in single-node mode unless a key is configured) [GATEWAY_INSECURE_NO_AUTH]")
+	a := &c.auth
+	fs.StringVar(&a.secret, "jwt-secret", "", "HMAC secret (at least 32 bytes) verifying HS256/384/512 tokens [GATEWAY_JWT_SECRET]")
+	fs.StringVar(&a.secretFile, "jwt-secret-file", "", "file of HMAC secrets, one per line; a token signed with any is accepted (key rotation) [GATEWAY_JWT_SECRET_FILE]")
+	fs.StringVar(&a.publicKeys, "jwt-public-key", "", "comma-separated PEM files of public keys: RSA (RS*/PS*), ECDSA (ES*), Ed25519 (EdDSA) [GATEWAY_JWT_PUBLIC_KEY]")
+	fs.StringVar(&a.jwksURLs, "jwks-url", "", "comma-separated JWKS URLs, cached and refreshed hourly and on unknown kid [GATEWAY_JWKS_URL]")
+	fs.StringVar(&a.jwksFile, "jwks-file", "", "a JWKS file [GATEWAY_JWKS_FILE]")
+	fs.StringVar(&a.issuer, "jwt-issuer", "", "required iss of tokens, if set [GATEWAY_JWT_ISSUER]")
+	fs.StringVar(&a.audience, "jwt-audience", "", "required aud of tokens, if set [GATEWAY_JWT_AUDIENCE]")
+	fs.StringVar(&a.publicTopics, "public-topics", "", "comma-separated topic patterns anyone may subscribe to without a token, e.g. news/*,status [GATEWAY_PUBLIC_TOPICS]")
+	fs.StringVar(&n.TokenCookie, "token-cookie", "sse_token", "cookie that may carry a subscriber's token (EventSource withCredentials); empty disables [GATEWAY_TOKEN_COOKIE]")
+	fs.StringVar(&n.TokenQueryParam, "token-query-param", "", "query parameter that may carry a subscriber's token; off by default because URLs end up in logs [GATEWAY_TOKEN_QUERY_PARAM]")
+	fs.StringVar(&a.corsOrigins, "cors-origins", "", "comma-separated origins allowed to use the gateway from a browser, or * [GATEWAY_CORS_ORIGINS]")
+	fs.BoolVar(&n.CORSCredentials, "cors-credentials", false, "let those origins send cookies (needed for cookie tokens across origins; not with *) [GATEWAY_CORS_CREDENTIALS]")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error [GATEWAY_LOG_LEVEL]")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal) [GATEWAY_LOG_FORMAT]")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -116,6 +158,11 @@ Flags:
 	if err := c.history.validate(); err != nil {
 		return nil, err
 	}
+	var err error
+	if n.PublicTopics, err = auth.ParsePatterns(list(c.auth.publicTopics)); err != nil {
+		return nil, fmt.Errorf("--public-topics: %w", err)
+	}
+	n.CORSOrigins = list(c.auth.corsOrigins)
 	switch {
 	case n.Heartbeat <= 0:
 		return nil, errors.New("--heartbeat must be positive")
@@ -169,4 +216,39 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 		}
 	})
 	return err
+}
+
+// verifier builds the token verifier from the flags, reading key files.
+// Its JWKS refresh, if any, lives as long as ctx.
+func (a authFlags) verifier(ctx context.Context, log zerolog.Logger) (*auth.JWTVerifier, error) {
+	cfg := auth.JWTConfig{Issuer: a.issuer, Audience: a.audience, Logger: log, JWKSURLs: list(a.jwksURLs)}
+	if a.secret != "" {
+		cfg.HMACSecrets = append(cfg.HMACSecrets, []byte(a.secret))
+	}
+	if a.secretFile != "" {
+		b, err := os.ReadFile(a.secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--jwt-secret-file: %w", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				cfg.HMACSecrets = append(cfg.HMACSecrets, []byte(line))
+			}
+		}
+	}
+	for _, f := range list(a.publicKeys) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--jwt-public-key: %w", err)
+		}
+		cfg.PublicKeysPEM = append(cfg.PublicKeysPEM, b)
+	}
+	if a.jwksFile != "" {
+		b, err := os.ReadFile(a.jwksFile)
+		if err != nil {
+			return nil, fmt.Errorf("--jwks-file: %w", err)
+		}
+		cfg.JWKS = b
+	}
+	return auth.NewJWTVerifier(ctx, cfg)
 }

@@ -48,6 +48,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	if cfg.auth.configured() {
+		v, err := cfg.auth.verifier(ctx, logger.With().Str("component", "auth").Logger())
+		if err != nil {
+			return err
+		}
+		cfg.node.Auth = v
+	}
+
 	redisURL := cfg.redisURL
 	if redisURL == "" {
 		mr := miniredis.NewMiniRedis()
@@ -58,10 +66,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		stopClock := embeddedClock(mr)
 		defer stopClock()
 		redisURL = "redis://" + mr.Addr()
-		cfg.node.AllowAnonymous = true
+		access := "Anyone may subscribe and publish."
+		if cfg.node.Auth == nil {
+			cfg.node.AllowAnonymous = true
+		} else {
+			access = "Tokens are required as configured."
+		}
 		logger.Warn().Msg("SINGLE-NODE MODE: no --redis-url given, so this node runs on an embedded in-process Redis. " +
-			"Nothing is shared with other nodes and history is lost on exit. Anyone may subscribe and publish. " +
-			"This is a demo, not a production mode.")
+			"Nothing is shared with other nodes and history is lost on exit. " + access +
+			" This is a demo, not a production mode.")
 	} else if cfg.node.AllowAnonymous {
 		logger.Warn().Msg("--insecure-no-auth: anyone who can reach this node may subscribe to and publish on any topic")
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
@@ -737,5 +739,53 @@ func TestRun_reconnectStorm(t *testing.T) {
 	t.Logf("%d reconnecting clients were served by %v history reads (%v shared)", clients, own, shared)
 	if own+shared != clients {
 		t.Fatalf("replay reads %v + %v, want one per client", own, shared)
+	}
+}
+
+// TestRun_auth: a node configured with a rotated secret file and a public
+// topic pattern, through run().
+func TestRun_auth(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	oldSecret, newSecret := strings.Repeat("o", 32), strings.Repeat("n", 32)
+	secrets := filepath.Join(dir, "secrets")
+	if err := os.WriteFile(secrets, []byte(newSecret+"\n"+oldSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_JWT_SECRET_FILE": secrets},
+		"--public-topics", "status,news/*")
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"exp": time.Now().Add(time.Hour).Unix(), "sse": map[string]any{"subscribe": []string{"orders/*"}},
+	}).SignedString([]byte(oldSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(path, token string) int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.url+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for path, want := range map[string]int{"/events?topic=status": 200, "/events?topic=news/x": 200, "/events?topic=orders/1": 401} {
+		if got := status(path, ""); got != want {
+			t.Errorf("GET %s without a token: %d, want %d", path, got, want)
+		}
+	}
+	if got := status("/events?topic=orders/1", tok); got != 200 {
+		t.Errorf("token signed with the older secret: %d", got)
+	}
+	if got := status("/events?topic=orders/1/2", tok); got != 403 {
+		t.Errorf("token for orders/* asking orders/1/2: %d", got)
+	}
+	if out := n.logs.String(); strings.Contains(out, tok) || strings.Contains(out, oldSecret) {
+		t.Fatal("a token or secret appears in the logs")
 	}
 }
