@@ -38,7 +38,7 @@ type testNode struct {
 
 // buildNode builds a Server on miniredis with the real publisher, subscriber
 // and store.
-func buildNode(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig) *testNode {
+func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig) *testNode {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
