@@ -33,10 +33,12 @@ lint:
 build:
 	$(GO) build -o bin/gateway ./cmd/gateway
 
-## fuzz: run the fuzz targets for a while each (FUZZTIME, default 60s)
-FUZZTIME ?= 60s
+## fuzz: run every fuzz target for a while each (FUZZTIME, default 2m)
+FUZZTIME ?= 2m
 fuzz:
-	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeCursor -fuzztime $(FUZZTIME)
+	@for t in FuzzAppendBody FuzzDecodeCursor FuzzValidateTopic FuzzPublishBody; do \
+		echo "== gateway $$t"; $(GO) test ./gateway -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	@echo "== auth FuzzPattern_Match"; $(GO) test ./auth -run '^$$' -fuzz '^FuzzPattern_Match$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
