@@ -96,27 +96,33 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 	return time.Time{}, &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
 }
 
-// authorizePublish decides whether the request may publish on topic.
-// Publishers are services: only the Authorization header carries their token.
-func (s *Server) authorizePublish(c echo.Context, topic string) *httpErr {
+// authorizePublish decides whether the request may publish on topic, and
+// names the publisher for rate limiting: the token's subject, else the
+// client's address. Publishers are services: only the Authorization header
+// carries their token.
+func (s *Server) authorizePublish(c echo.Context, topic string) (string, *httpErr) {
+	who := "addr:" + c.RealIP()
 	if s.cfg.AllowAnonymous {
-		return nil
+		return who, nil
 	}
 	token, _, herr := bearer(c.Request())
 	if herr != nil {
-		return herr
+		return "", herr
 	}
 	if token == "" {
-		return &httpErr{http.StatusUnauthorized, "publishing requires a bearer token"}
+		return "", &httpErr{http.StatusUnauthorized, "publishing requires a bearer token"}
 	}
 	g, herr := s.grantFor(c, token)
 	if herr != nil {
-		return herr
+		return "", herr
 	}
 	if !g.Publish.Allows(topic) {
-		return &httpErr{http.StatusForbidden, fmt.Sprintf("the token does not allow publishing to: %s", topic)}
+		return "", &httpErr{http.StatusForbidden, fmt.Sprintf("the token does not allow publishing to: %s", topic)}
 	}
-	return nil
+	if g.Subject != "" {
+		who = "sub:" + g.Subject
+	}
+	return who, nil
 }
 
 // refuse answers an authorization failure: 401s carry WWW-Authenticate.

@@ -92,7 +92,9 @@ func (r request) do(t *testing.T, base string) {
 	}
 }
 
-func bearerHeader(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+func bearerHeader(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
 
 func TestServer_authorization(t *testing.T) {
 	n := startNode(t, Config{Auth: testVerifier(t), PublicTopics: mustPatterns(t, "public/*"), TokenCookie: "sse_token"},

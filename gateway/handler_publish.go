@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -52,8 +54,17 @@ func (s *Server) handlePublish(c echo.Context) error {
 		}
 		data = b.String()
 	}
-	if herr := s.authorizePublish(c, pr.Topic); herr != nil {
+	who, herr := s.authorizePublish(c, pr.Topic)
+	if herr != nil {
 		return s.refuse(c, herr)
+	}
+	if s.publishLimit != nil {
+		if wait, ok := s.publishLimit.allow(who); !ok {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			s.m.published.WithLabelValues("rate_limited").Inc()
+			return jsonError(c, http.StatusTooManyRequests,
+				fmt.Sprintf("publish rate limit exceeded (%g events per second); retry later", s.cfg.PublishRate))
+		}
 	}
 	id, err := s.pub.Publish(req.Context(), pubsub.Message{Topic: pr.Topic, Type: pr.Type, Data: data,
 		IdempotencyKey: req.Header.Get("Idempotency-Key")})

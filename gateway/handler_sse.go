@@ -122,10 +122,10 @@ const flushAt = 64 << 10
 
 func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 	s := st.s
-	if !s.register(st) {
-		// Draining: a 200 that ends at once with a retry hint sends the
-		// client to another node; an error status would stop it for good.
-		return st.bye(closeShutdown)
+	if ok, why := s.register(st); !ok {
+		// Draining or full: a 200 that ends at once with a retry hint sends
+		// the client to another node; an error status would stop it for good.
+		return st.bye(why)
 	}
 	defer s.unregister(st)
 	var maxAge, tokenExpiry <-chan time.Time

@@ -16,6 +16,7 @@ const (
 	closeRedis                           // Redis failed during the stream's replay
 	closeMaxAge                          // the stream reached the maximum connection age
 	closeTokenExpired                    // the stream's token expired
+	closeLimit                           // the node was at its connection limit
 )
 
 func (r closeReason) String() string {
@@ -34,6 +35,8 @@ func (r closeReason) String() string {
 		return "max_age"
 	case closeTokenExpired:
 		return "token_expired"
+	case closeLimit:
+		return "limit"
 	}
 	return "unknown"
 }
@@ -98,7 +101,7 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes,
 		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for r := closeClient; r <= closeTokenExpired; r++ {
+	for r := closeClient; r <= closeLimit; r++ {
 		m.closed.WithLabelValues(r.String())
 	}
 	return m

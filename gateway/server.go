@@ -68,6 +68,15 @@ type Config struct {
 	// CORSCredentials lets those origins send cookies (EventSource
 	// withCredentials). Not allowed with "*".
 	CORSCredentials bool
+	// MaxConnections bounds the streams open on the node; 0 is unbounded.
+	// A stream over it gets a 200 that ends at once with a retry hint, so
+	// the client tries again, possibly on another node.
+	MaxConnections int
+	// PublishRate bounds POST /publish per publisher (the token's subject,
+	// or the client address without a token) in events per second, with
+	// bursts of PublishBurst; 0 is unbounded.
+	PublishRate  float64
+	PublishBurst int
 }
 
 func (c *Config) defaults() {
@@ -110,7 +119,8 @@ func (c *Config) validate() error {
 		return errors.New("durations must not be negative")
 	case c.DrainPeriod >= c.ShutdownTimeout:
 		return fmt.Errorf("the drain period (%v) must be shorter than the shutdown timeout (%v)", c.DrainPeriod, c.ShutdownTimeout)
-	case c.MaxTopics < 0 || c.MaxTopicLen < 0 || c.MaxQueueBytes < 0 || c.MaxPublishBytes < 0 || c.ReplayBatch < 0:
+	case c.MaxTopics < 0 || c.MaxTopicLen < 0 || c.MaxQueueBytes < 0 || c.MaxPublishBytes < 0 || c.ReplayBatch < 0 ||
+		c.MaxConnections < 0 || c.PublishRate < 0 || c.PublishBurst < 0:
 		return errors.New("limits must not be negative")
 	case c.MaxTopicLen > pubsub.MaxTopicLen:
 		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, pubsub.MaxTopicLen)
@@ -159,7 +169,9 @@ type Server struct {
 	hub   *hub
 	reads *readGroup
 	m     *metrics
-	e     *echo.Echo
+
+	publishLimit *rateLimiter // nil: unbounded
+	e            *echo.Echo
 
 	draining atomic.Bool
 
@@ -184,6 +196,9 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	s.hub = newHub(d.Subscriber, d.History, d.Logger.With().Str("component", "hub").Logger(), s.m,
 		cfg.UnsubscribeGrace, max(cfg.PositionCheck, 0), cfg.ReplayBatch)
 	s.reads = newReadGroup(d.History, cfg.MaxReplayReads, s.m)
+	if cfg.PublishRate > 0 {
+		s.publishLimit = newRateLimiter(cfg.PublishRate, max(cfg.PublishBurst, 1))
+	}
 	s.e = s.routes()
 	return s, nil
 }
@@ -242,16 +257,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// register adds a stream to the open set, or reports false when the node
-// is draining and takes no new streams.
-func (s *Server) register(st *stream) bool {
+// register adds a stream to the open set. It refuses, saying why, when the
+// node is draining or already holds MaxConnections streams.
+func (s *Server) register(st *stream) (bool, closeReason) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
-	if s.streams == nil {
-		return false
+	switch {
+	case s.streams == nil:
+		return false, closeShutdown
+	case s.cfg.MaxConnections > 0 && len(s.streams) >= s.cfg.MaxConnections:
+		return false, closeLimit
 	}
 	s.streams[st] = struct{}{}
-	return true
+	return true, 0
 }
 
 func (s *Server) unregister(st *stream) {

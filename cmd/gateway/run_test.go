@@ -789,3 +789,65 @@ func TestRun_auth(t *testing.T) {
 		t.Fatal("a token or secret appears in the logs")
 	}
 }
+
+// TestRun_keyInjection throws hostile topic names and cursors at a node and
+// shows that nothing outside its prefix is ever touched in Redis.
+func TestRun_keyInjection(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1", "GATEWAY_REDIS_PREFIX": "inj:"})
+	hostile := []string{
+		"a}b", "{x}", "a{b", "x}:stream", "}:events", "inj:{other}", "sse:{evil}:stream", "*", "a*", "?", "[a]", "a\x00b",
+		"a\nb", "a\rb", " a", "a ", "a\tb", "a%00b", "\\", "a\"b", "é", "a,b", strings.Repeat("x", 10000), "",
+	}
+	for _, topic := range hostile {
+		res, err := http.Get(n.url + "/events?topic=" + url.QueryEscape(topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("subscribe to %q: %d, want 400", topic[:min(len(topic), 40)], res.StatusCode)
+		}
+		body, _ := json.Marshal(map[string]string{"topic": topic, "data": "x"})
+		res, err = http.Post(n.url+"/publish", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest && res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("publish to %q: %d, want 400", topic[:min(len(topic), 40)], res.StatusCode)
+		}
+	}
+	// Odd but valid names stay inside the prefix and their hash tag.
+	for _, topic := range []string{"../../etc/passwd", "inj:x", "a:stream", "x=1+2@y~z", strings.Repeat("y", 256)} {
+		publish(t, n.url, topic, "x")
+	}
+	// Hostile cursors on a valid topic: answered in-band, never a key.
+	publish(t, n.url, "ok", "x")
+	for _, cursor := range []string{"*", "m1.*", "m1.{x}1", "0-0}", "inj:{a}", strings.Repeat("9", 5000), "1-1 OR 1=1"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var got sseclient.Event
+		_, _ = readUntil(ctx, eventsURL(n.url, "ok", "ok2"), cursor, func(ev sseclient.Event) { got = ev }, func() bool { return got.Type != "" })
+		cancel()
+		if got.Type != "history-lost" || !strings.Contains(got.Data, "invalid-cursor") {
+			t.Errorf("cursor %q: got %+v, want a history-lost event", cursor[:min(len(cursor), 20)], got)
+		}
+	}
+	rdb := srv.Client()
+	keys, err := rdb.Keys(context.Background(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	channels, err := rdb.PubSubChannels(context.Background(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range append(keys, channels...) {
+		if !strings.HasPrefix(k, "inj:{") {
+			t.Errorf("key or channel %q is outside the prefix", k)
+		}
+	}
+	if len(keys) == 0 || len(channels) == 0 {
+		t.Fatalf("the test touched no keys (%v) or channels (%v)", keys, channels)
+	}
+}
