@@ -34,7 +34,11 @@ func (s *Server) handlePublish(c echo.Context) error {
 	dec.DisallowUnknownFields()
 	var pr publishRequest
 	if err := dec.Decode(&pr); err != nil {
-		return s.publishError(c, badBody(err, s.cfg.MaxPublishBytes))
+		herr := badBody(err, s.cfg.MaxPublishBytes)
+		if herr.status == http.StatusRequestEntityTooLarge {
+			s.m.limited.WithLabelValues(limitPublishBody).Inc()
+		}
+		return s.publishError(c, herr)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return s.publishError(c, badRequest("body must hold a single JSON object"))
@@ -62,6 +66,7 @@ func (s *Server) handlePublish(c echo.Context) error {
 		if wait, ok := s.publishLimit.allow(who); !ok {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			s.m.published.WithLabelValues("rate_limited").Inc()
+			s.m.limited.WithLabelValues(limitPublishRate).Inc()
 			return jsonError(c, http.StatusTooManyRequests,
 				fmt.Sprintf("publish rate limit exceeded (%g events per second); retry later", s.cfg.PublishRate))
 		}
@@ -70,6 +75,7 @@ func (s *Server) handlePublish(c echo.Context) error {
 		IdempotencyKey: req.Header.Get("Idempotency-Key")})
 	switch {
 	case errors.Is(err, pubsub.ErrTooLarge):
+		s.m.limited.WithLabelValues(limitEventSize).Inc()
 		return s.publishError(c, &httpErr{http.StatusRequestEntityTooLarge, trimPrefix(err)})
 	case errors.Is(err, pubsub.ErrInvalid):
 		return s.publishError(c, badRequest(trimPrefix(err)))

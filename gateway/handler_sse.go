@@ -81,10 +81,14 @@ func (s *Server) parseTopics(raw []string) ([]string, error) {
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 	if len(topics) > s.cfg.MaxTopics {
+		s.m.limited.WithLabelValues(limitTopics).Inc()
 		return nil, fmt.Errorf("%d topics requested, at most %d per stream allowed", len(topics), s.cfg.MaxTopics)
 	}
 	for _, t := range topics {
 		if err := pubsub.ValidateTopic(t, s.cfg.MaxTopicLen); err != nil {
+			if len(t) > s.cfg.MaxTopicLen {
+				s.m.limited.WithLabelValues(limitTopicLength).Inc()
+			}
 			return nil, err
 		}
 	}
@@ -123,6 +127,9 @@ const flushAt = 64 << 10
 func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 	s := st.s
 	if ok, why := s.register(st); !ok {
+		if why == closeLimit {
+			s.m.limited.WithLabelValues(limitConnections).Inc()
+		}
 		// Draining or full: a 200 that ends at once with a retry hint sends
 		// the client to another node; an error status would stop it for good.
 		return st.bye(why)

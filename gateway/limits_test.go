@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,5 +78,41 @@ func TestServer_publishRateLimit(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Fatalf("after a second: %d", res.StatusCode)
+	}
+}
+
+func TestServer_headerLimits(t *testing.T) {
+	n := startNode(t, Config{ReadHeaderTimeout: 200 * time.Millisecond, MaxHeaderBytes: 4096, MaxTopics: 1}, pubsub.PublisherConfig{})
+	u := strings.TrimPrefix(n.url, "http://")
+	// Slowloris: headers that never finish are cut off.
+	conn, err := net.Dial("tcp", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /events?topic=a HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("the server did not close a connection whose headers never ended: %v", err)
+	}
+	// Oversized headers.
+	req, _ := http.NewRequest(http.MethodGet, n.url+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 8192))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("oversized headers: %d, want 431", res.StatusCode)
+	}
+	// A limit refusal is counted.
+	res, err = http.Get(eventsURL(n.url, "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 || testGauge(n.srv.m.limited.WithLabelValues(limitTopics)) != 1 {
+		t.Fatalf("too many topics: %d, counted %v", res.StatusCode, testGauge(n.srv.m.limited.WithLabelValues(limitTopics)))
 	}
 }

@@ -60,6 +60,7 @@ type metrics struct {
 	pubsubReconnects prometheus.Counter
 	published        *prometheus.CounterVec
 	authRefused      *prometheus.CounterVec
+	limited          *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -95,14 +96,29 @@ func newMetrics() *metrics {
 			Help: "Times the node's Redis pub/sub connection was lost."}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "publish_total",
 			Help: "POST /publish requests, by result."}, []string{"result"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "limit_refusals_total",
+			Help: "Requests refused by a configured limit, by limit."}, []string{"limit"}),
 		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refused_total",
 			Help: "Requests refused for want of a valid token (401) or of a grant (403)."}, []string{"status"}),
 	}
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes,
-		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused,
+		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for r := closeClient; r <= closeLimit; r++ {
 		m.closed.WithLabelValues(r.String())
 	}
+	for _, l := range []string{limitTopics, limitTopicLength, limitPublishBody, limitEventSize, limitConnections, limitPublishRate} {
+		m.limited.WithLabelValues(l)
+	}
 	return m
 }
+
+// The limits counted in limit_refusals_total.
+const (
+	limitTopics      = "topics_per_stream"
+	limitTopicLength = "topic_length"
+	limitPublishBody = "publish_body"
+	limitEventSize   = "event_size"
+	limitConnections = "connections"
+	limitPublishRate = "publish_rate"
+)

@@ -77,6 +77,11 @@ type Config struct {
 	// bursts of PublishBurst; 0 is unbounded.
 	PublishRate  float64
 	PublishBurst int
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers (against slowloris); 10s. MaxHeaderBytes bounds their
+	// size; 64 KiB (a larger request gets 431).
+	ReadHeaderTimeout time.Duration
+	MaxHeaderBytes    int
 }
 
 func (c *Config) defaults() {
@@ -107,6 +112,10 @@ func (c *Config) defaults() {
 		c.ReplayBatch = 512
 	}
 	def(&c.PositionCheck, 5*time.Second)
+	def(&c.ReadHeaderTimeout, 10*time.Second)
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
 	if c.MaxReplayReads == 0 {
 		c.MaxReplayReads = 32
 	}
@@ -229,9 +238,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	hs := &http.Server{
 		Handler:           s.e,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          log.New(httpErrorLog{s.log}, "", 0),
 	}
 	served := make(chan error, 1)
