@@ -3,7 +3,7 @@ GO      ?= go
 GOFLAGS ?=
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test deps lint build fuzz chaos clean
+.PHONY: run test deps lint build bench fuzz chaos clean
 
 ## run: start one node on :8080 (embedded Redis unless GATEWAY_REDIS_URL is set)
 run:
@@ -32,6 +32,11 @@ lint:
 ## build: the gateway binary in ./bin
 build:
 	$(GO) build -o bin/gateway ./cmd/gateway
+
+## bench: the Go micro-benchmarks (encoder, cursor, hub fan-out, queue, patterns) with allocations
+BENCHTIME ?= 1s
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 ./gateway/ ./auth/
 
 ## fuzz: run every fuzz target for a while each (FUZZTIME, default 2m)
 FUZZTIME ?= 2m

@@ -378,3 +378,5 @@ func TestReadGroup_after_sharesIdenticalReads(t *testing.T) {
 	}
 	g.wg.Wait()
 }
+
+func nopLogger() zerolog.Logger { return zerolog.Nop() }
