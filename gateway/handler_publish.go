@@ -76,9 +76,9 @@ func (s *Server) handlePublish(c echo.Context) error {
 	switch {
 	case errors.Is(err, pubsub.ErrTooLarge):
 		s.m.limited.WithLabelValues(limitEventSize).Inc()
-		return s.publishError(c, &httpErr{http.StatusRequestEntityTooLarge, trimPrefix(err)})
+		return s.publishError(c, &httpErr{http.StatusRequestEntityTooLarge, err.Error()})
 	case errors.Is(err, pubsub.ErrInvalid):
-		return s.publishError(c, badRequest(trimPrefix(err)))
+		return s.publishError(c, badRequest(err.Error()))
 	case err != nil:
 		s.log.Warn().Err(err).Str("topic", pr.Topic).Msg("publish failed")
 		return s.publishError(c, &httpErr{http.StatusServiceUnavailable, "publish failed: Redis is unavailable"})
@@ -123,8 +123,4 @@ func badBody(err error, limit int64) *httpErr {
 		return badRequest(strings.TrimPrefix(err.Error(), "json: ") + `; allowed are "topic", "type" and "data"`)
 	}
 	return badRequest("body is not a valid publish request: " + err.Error())
-}
-
-func trimPrefix(err error) string {
-	return strings.TrimPrefix(err.Error(), "pubsub: publish: ")
 }

@@ -106,6 +106,7 @@ type stream struct {
 
 	pos       []replay.ID // per topic: the newest event this client has been sent
 	buf       []byte      // bytes waiting for the next write
+	events    int         // events in buf, counted into the metrics at the flush
 	lastWrite time.Time
 
 	stop    chan closeReason // the node asks the stream to end (drain)
@@ -331,7 +332,7 @@ func (st *stream) appendEvent(i int, e replay.Entry) {
 	st.pos[i] = e.ID
 	st.buf = st.appendID(st.buf)
 	st.buf = appendBody(st.buf, e.Type, e.Data)
-	st.s.m.delivered.Inc()
+	st.events++
 }
 
 // appendFrame appends a live frame of topic i unless the client already has
@@ -361,7 +362,7 @@ func (st *stream) appendFrame(f *frame, i int) {
 		st.buf = st.appendID(st.buf)
 		st.buf = append(st.buf, f.buf[f.body:]...)
 	}
-	st.s.m.delivered.Inc()
+	st.events++
 }
 
 // historyLost is the data of a history-lost event.
@@ -404,7 +405,11 @@ func (st *stream) flushWithin(d time.Duration) error {
 	if err == nil {
 		err = st.rc.Flush()
 	}
+	// Shared counters are touched once per flush, not once per event: with
+	// many streams a per-event increment would be contended on every delivery.
 	st.s.m.bytes.Add(float64(n))
+	st.s.m.delivered.Add(float64(st.events))
+	st.events = 0
 	st.lastWrite = now
 	if cap(st.buf) > 4*flushAt {
 		st.buf = nil

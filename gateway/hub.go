@@ -492,19 +492,3 @@ func (h *hub) sweep(now time.Time) {
 		h.sub.Unsubscribe(idle...)
 	}
 }
-
-// allLive reports whether every topic the node has is live (tests use it to
-// know that a stream's subscriptions are in place).
-func (h *hub) allLive() bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for _, t := range h.topics {
-		t.mu.Lock()
-		live := t.phase == phaseLive
-		t.mu.Unlock()
-		if !live {
-			return false
-		}
-	}
-	return true
-}

@@ -380,3 +380,19 @@ func TestReadGroup_after_sharesIdenticalReads(t *testing.T) {
 }
 
 func nopLogger() zerolog.Logger { return zerolog.Nop() }
+
+// allLive reports whether every topic the node has is live (so a test knows
+// that a stream's subscriptions are in place).
+func (h *hub) allLive() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, t := range h.topics {
+		t.mu.Lock()
+		live := t.phase == phaseLive
+		t.mu.Unlock()
+		if !live {
+			return false
+		}
+	}
+	return true
+}

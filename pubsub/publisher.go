@@ -108,11 +108,12 @@ func (p *Publisher) Validate(m Message) error {
 
 // Publish validates m and runs the publish script (EVALSHA, falling back to
 // EVAL when Redis does not have it cached). It returns the new event id.
-// Validation errors wrap [ErrInvalid] or [ErrTooLarge]; other errors come
-// from Redis.
+// Validation errors are returned as [Publisher.Validate] gives them: they
+// say what is wrong in words fit for a client and match [ErrInvalid] or
+// [ErrTooLarge]. Other errors come from Redis.
 func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	if err := p.Validate(m); err != nil {
-		return "", fmt.Errorf("pubsub: publish: %w", err)
+		return "", err
 	}
 	key := m.IdempotencyKey
 	if key == "" {

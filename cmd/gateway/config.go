@@ -66,10 +66,6 @@ func (h *historyFlags) register(fs *flag.FlagSet) {
 		"largest event data accepted for publishing [GATEWAY_MAX_EVENT_BYTES]")
 }
 
-func (c *serveConfig) publisher(keys pubsub.Keys) pubsub.PublisherConfig {
-	return c.history.publisher(keys, c.node.MaxTopicLen)
-}
-
 func (h historyFlags) publisher(keys pubsub.Keys, maxTopicLen int) pubsub.PublisherConfig {
 	cfg := pubsub.PublisherConfig{Keys: keys, MaxLen: h.maxLen, MaxAge: h.maxAge, MaxDataBytes: h.maxEvent, MaxTopicLen: maxTopicLen}
 	// In the flags 0 means "keep all"; in PublisherConfig that is -1.

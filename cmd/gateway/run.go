@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 
-	pub := pubsub.NewPublisher(rdb, cfg.publisher(keys))
+	pub := pubsub.NewPublisher(rdb, cfg.history.publisher(keys, cfg.node.MaxTopicLen))
 	sub := pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{
 		Keys:   keys,
 		Logger: logger.With().Str("component", "pubsub").Logger(),
