@@ -86,3 +86,10 @@ func (c *conn) recycle(q []queued) {
 	}
 	c.mu.Unlock()
 }
+
+// queuedBytes is the size of what waits in the queue.
+func (c *conn) queuedBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -71,6 +72,7 @@ func (s *Server) handlePublish(c echo.Context) error {
 				fmt.Sprintf("publish rate limit exceeded (%g events per second); retry later", s.cfg.PublishRate))
 		}
 	}
+	start := time.Now()
 	id, err := s.pub.Publish(req.Context(), pubsub.Message{Topic: pr.Topic, Type: pr.Type, Data: data,
 		IdempotencyKey: req.Header.Get("Idempotency-Key")})
 	switch {
@@ -84,6 +86,7 @@ func (s *Server) handlePublish(c echo.Context) error {
 		return s.publishError(c, &httpErr{http.StatusServiceUnavailable, "publish failed: Redis is unavailable"})
 	}
 	s.m.published.WithLabelValues("ok").Inc()
+	s.m.publishDuration.Observe(time.Since(start).Seconds())
 	return c.JSON(http.StatusOK, map[string]string{"id": id})
 }
 

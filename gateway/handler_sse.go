@@ -56,18 +56,18 @@ func (s *Server) handleEvents(c echo.Context) error {
 		expires: expires,
 	}
 	defer close(st.done)
-	if s.log.GetLevel() <= zerolog.DebugLevel {
-		st.log = s.log.With().Strs("topics", topics).Str("remote", req.RemoteAddr).Logger()
-	} else {
-		st.log = s.log
-	}
+	// One line when a stream opens and one when it closes, at info; never
+	// the token or the cursor.
+	st.log = s.log.With().Str("component", "stream").Strs("topics", topics).Str("client", c.RealIP()).Logger()
+	st.log.Info().Bool("resume", cursor != "").Str("proto", req.Proto).Msg("stream opened")
 	started := time.Now()
 	s.m.open.Inc()
 	s.m.opened.Inc()
 	reason := st.serve(req.Context(), cursor)
 	s.m.open.Dec()
 	s.m.closed.WithLabelValues(reason.String()).Inc()
-	st.log.Debug().Stringer("reason", reason).Dur("duration", time.Since(started)).Msg("stream closed")
+	st.log.Info().Stringer("reason", reason).Dur("duration", time.Since(started)).
+		Int64("events", st.sentEvents).Int64("bytes", st.sentBytes).Msg("stream closed")
 	return nil
 }
 
@@ -107,7 +107,11 @@ type stream struct {
 	pos       []replay.ID // per topic: the newest event this client has been sent
 	buf       []byte      // bytes waiting for the next write
 	events    int         // events in buf, counted into the metrics at the flush
+	liveMs    uint64      // id time of the oldest live event in buf; 0 if none
 	lastWrite time.Time
+
+	sentEvents, sentBytes int64  // over the stream's life, for its close log line
+	replayResult          string // how the resume went, for replays_total
 
 	stop    chan closeReason // the node asks the stream to end (drain)
 	done    chan struct{}    // closed when the handler returns
@@ -196,6 +200,7 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 				continue
 			}
 			st.buf = append(st.buf, heartbeat...)
+			s.m.heartbeats.Inc()
 		case <-notify:
 			items, evicted := st.conn.take()
 			if evicted {
@@ -227,6 +232,25 @@ func (st *stream) writeFailed() closeReason {
 // up to the position the hub had when the stream joined, and ends with a
 // checkpoint id. It reports false, with the reason, if the stream must end.
 func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (closeReason, bool) {
+	s := st.s
+	if cursor == "" {
+		return st.place(ctx, cursor, ts)
+	}
+	start := time.Now()
+	r, ok := st.place(ctx, cursor, ts)
+	result := st.replayResult
+	if !ok && r == closeRedis {
+		result = replayError
+	}
+	if result != "" {
+		s.m.replays.WithLabelValues(result).Inc()
+		s.m.replayDuration.Observe(time.Since(start).Seconds())
+	}
+	return r, ok
+}
+
+// place does resume's work, and records in replayResult how it went.
+func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (closeReason, bool) {
 	s := st.s
 	starts := decodeCursor(cursor, st.conn.tags)
 	upTo := make([]replay.ID, len(ts))
@@ -273,6 +297,14 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (
 				pages = append(pages, entries)
 			}
 		}
+	}
+	switch {
+	case len(lost) > 0:
+		st.replayResult = replayLost
+	case len(replaying) > 0:
+		st.replayResult = replayReplayed
+	case cursor != "":
+		st.replayResult = replayUpToDate
 	}
 	for _, reason := range []string{"invalid-cursor", "trimmed"} {
 		if idx := lost[reason]; len(idx) > 0 {
@@ -356,6 +388,9 @@ func (st *stream) appendFrame(f *frame, i int) {
 		st.appendLost([]int{i}, "gap")
 	}
 	st.pos[i] = f.id
+	if st.liveMs == 0 {
+		st.liveMs = f.id.Ms
+	}
 	if len(st.pos) == 1 {
 		st.buf = append(st.buf, f.buf...)
 	} else {
@@ -409,7 +444,13 @@ func (st *stream) flushWithin(d time.Duration) error {
 	// many streams a per-event increment would be contended on every delivery.
 	st.s.m.bytes.Add(float64(n))
 	st.s.m.delivered.Add(float64(st.events))
+	st.sentBytes += int64(n)
+	st.sentEvents += int64(st.events)
 	st.events = 0
+	if st.liveMs != 0 {
+		st.s.m.deliveryLatency.Observe(max(float64(now.UnixMilli())-float64(st.liveMs), 0) / 1000)
+		st.liveMs = 0
+	}
 	st.lastWrite = now
 	if cap(st.buf) > 4*flushAt {
 		st.buf = nil

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"runtime/debug"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -61,6 +63,11 @@ type metrics struct {
 	published        *prometheus.CounterVec
 	authRefused      *prometheus.CounterVec
 	limited          *prometheus.CounterVec
+	heartbeats       prometheus.Counter
+	replays          *prometheus.CounterVec
+	replayDuration   prometheus.Histogram
+	publishDuration  prometheus.Histogram
+	deliveryLatency  prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -100,12 +107,35 @@ func newMetrics() *metrics {
 			Help: "Requests refused by a configured limit, by limit."}, []string{"limit"}),
 		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refused_total",
 			Help: "Requests refused for want of a valid token (401) or of a grant (403)."}, []string{"status"}),
+		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "heartbeats_total",
+			Help: "Heartbeat comments written to idle streams."}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "replays_total",
+			Help: "Streams opened with a Last-Event-ID, by how the resume went: replayed (missed events sent), " +
+				"up_to_date (nothing missed), history_lost (some history was gone), error (Redis failed)."},
+			[]string{"result"}),
+		replayDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "replay_duration_seconds",
+			Help:    "Time from a resuming stream's topics being ready to its replay written (history reads and writes).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+		publishDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "publish_duration_seconds",
+			Help:    "Time POST /publish spent in Redis for accepted requests.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
+		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
+			Help: "Publish to written on this node, for the oldest live event of each write: the event id's time " +
+				"(Redis's clock at publish) to the write (this node's clock), so clock skew between them shows here.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 	}
+	m.reg.MustRegister(m.heartbeats, m.replays, m.replayDuration, m.publishDuration, m.deliveryLatency, buildInfo())
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes,
 		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for r := closeClient; r <= closeLimit; r++ {
 		m.closed.WithLabelValues(r.String())
+	}
+	for _, r := range []string{replayReplayed, replayUpToDate, replayLost, replayError} {
+		m.replays.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "invalid", "error", "rate_limited"} {
+		m.published.WithLabelValues(r)
 	}
 	for _, l := range []string{limitTopics, limitTopicLength, limitPublishBody, limitEventSize, limitConnections, limitPublishRate} {
 		m.limited.WithLabelValues(l)
@@ -122,3 +152,46 @@ const (
 	limitConnections = "connections"
 	limitPublishRate = "publish_rate"
 )
+
+// The results counted in replays_total.
+const (
+	replayReplayed = "replayed"
+	replayUpToDate = "up_to_date"
+	replayLost     = "history_lost"
+	replayError    = "error"
+)
+
+// buildInfo is the constant 1 labelled with the binary's version.
+func buildInfo() prometheus.Collector {
+	version, goVersion := "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version, goVersion = bi.Main.Version, bi.GoVersion
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ssegateway", Name: "build_info",
+		Help:        "The gateway's version and Go version; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion}})
+	g.Set(1)
+	return g
+}
+
+// registerState adds the gauges read from the server's state at scrape time.
+func (s *Server) registerState() {
+	const ns = "ssegateway"
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	s.m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "draining",
+			Help: "1 while the node is shutting down and closing its streams."},
+			func() float64 { return b2f(s.draining.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "pubsub_connected",
+			Help: "1 while the node's Redis pub/sub connection is up."},
+			func() float64 { return b2f(s.sub.Healthy()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "queued_bytes",
+			Help: "Bytes queued for streams and not yet written, summed over the node's streams."},
+			func() float64 { return float64(s.queuedBytes()) }),
+	)
+}

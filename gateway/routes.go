@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -11,6 +12,7 @@ import (
 
 // routes is the node's whole HTTP surface.
 func (s *Server) routes() *echo.Echo {
+	s.metricsH = promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
@@ -36,8 +38,28 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/publish", s.handlePublish)
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{})))
+	if !s.cfg.AdminOnlyMetrics {
+		e.GET("/metrics", echo.WrapHandler(s.metricsHandler()))
+	}
 	return e
+}
+
+func (s *Server) metricsHandler() http.Handler { return s.metricsH }
+
+// AdminHandler serves what operators need and the public must not reach:
+// /metrics, /healthz, /readyz and the pprof profiles under /debug/pprof/.
+// Run it on a separate, private listener.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.Handle("GET /healthz", s.e)
+	mux.Handle("GET /readyz", s.e)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // errorBody is every error response's JSON body.

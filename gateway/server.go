@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -82,6 +83,19 @@ type Config struct {
 	// size; 64 KiB (a larger request gets 431).
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
+	// TLS, when set, makes Serve speak TLS with HTTP/2 (and HTTP/1.1 for
+	// clients that do not offer h2). Certificates come from its
+	// GetCertificate or Certificates.
+	TLS *tls.Config
+	// H2C also accepts unencrypted HTTP/2 with prior knowledge, for load
+	// balancers that speak it to their backends. Ignored with TLS.
+	H2C bool
+	// MaxStreamsPerConnection bounds concurrent HTTP/2 streams (SSE streams
+	// and requests) on one client connection; 250.
+	MaxStreamsPerConnection int
+	// AdminOnlyMetrics serves /metrics only on the admin handler, not on
+	// the public one.
+	AdminOnlyMetrics bool
 }
 
 func (c *Config) defaults() {
@@ -119,6 +133,9 @@ func (c *Config) defaults() {
 	if c.MaxReplayReads == 0 {
 		c.MaxReplayReads = 32
 	}
+	if c.MaxStreamsPerConnection == 0 {
+		c.MaxStreamsPerConnection = 250
+	}
 }
 
 func (c *Config) validate() error {
@@ -129,7 +146,7 @@ func (c *Config) validate() error {
 	case c.DrainPeriod >= c.ShutdownTimeout:
 		return fmt.Errorf("the drain period (%v) must be shorter than the shutdown timeout (%v)", c.DrainPeriod, c.ShutdownTimeout)
 	case c.MaxTopics < 0 || c.MaxTopicLen < 0 || c.MaxQueueBytes < 0 || c.MaxPublishBytes < 0 || c.ReplayBatch < 0 ||
-		c.MaxConnections < 0 || c.PublishRate < 0 || c.PublishBurst < 0:
+		c.MaxConnections < 0 || c.PublishRate < 0 || c.PublishBurst < 0 || c.MaxStreamsPerConnection < 0:
 		return errors.New("limits must not be negative")
 	case c.MaxTopicLen > pubsub.MaxTopicLen:
 		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, pubsub.MaxTopicLen)
@@ -181,6 +198,7 @@ type Server struct {
 
 	publishLimit *rateLimiter // nil: unbounded
 	e            *echo.Echo
+	metricsH     http.Handler
 
 	draining atomic.Bool
 
@@ -208,6 +226,7 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	if cfg.PublishRate > 0 {
 		s.publishLimit = newRateLimiter(cfg.PublishRate, max(cfg.PublishBurst, 1))
 	}
+	s.registerState()
 	s.e = s.routes()
 	return s, nil
 }
@@ -236,15 +255,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	wg.Go(func() { s.hub.run(bg) })
 
-	hs := &http.Server{
-		Handler:           s.e,
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          log.New(httpErrorLog{s.log}, "", 0),
-	}
+	hs := s.httpServer()
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() {
+		if hs.TLSConfig != nil {
+			served <- hs.ServeTLS(ln, "", "")
+		} else {
+			served <- hs.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("gateway: serve: %w", err)
@@ -266,6 +285,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// httpServer is the node's HTTP server: HTTP/1.1, plus HTTP/2 over TLS
+// or, with H2C, in the clear.
+func (s *Server) httpServer() *http.Server {
+	hs := &http.Server{
+		Handler:           s.e,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          log.New(httpErrorLog{s.log}, "", 0),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: s.cfg.MaxStreamsPerConnection},
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	if s.cfg.TLS != nil {
+		hs.TLSConfig = s.cfg.TLS.Clone()
+		p.SetHTTP2(true)
+	} else if s.cfg.H2C {
+		p.SetUnencryptedHTTP2(true)
+	}
+	hs.Protocols = &p
+	return hs
+}
+
 // register adds a stream to the open set. It refuses, saying why, when the
 // node is draining or already holds MaxConnections streams.
 func (s *Server) register(st *stream) (bool, closeReason) {
@@ -279,6 +321,17 @@ func (s *Server) register(st *stream) (bool, closeReason) {
 	}
 	s.streams[st] = struct{}{}
 	return true, 0
+}
+
+// queuedBytes sums what waits in the open streams' queues.
+func (s *Server) queuedBytes() int {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	n := 0
+	for st := range s.streams {
+		n += st.conn.queuedBytes()
+	}
+	return n
 }
 
 func (s *Server) unregister(st *stream) {

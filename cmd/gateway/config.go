@@ -20,6 +20,8 @@ import (
 // serveConfig is everything `gateway` is configured with.
 type serveConfig struct {
 	addr, redisURL, prefix string
+	adminAddr              string
+	tlsCert, tlsKey        string
 	logLevel, logFormat    string
 	history                historyFlags
 	node                   gateway.Config
@@ -147,6 +149,11 @@ Flags:
 	fs.Float64Var(&n.PublishRate, "publish-rate", 0, "POST /publish events per second per publisher (token subject, else client address); over it: 429; 0 is unbounded [GATEWAY_PUBLISH_RATE]")
 	fs.IntVar(&n.PublishBurst, "publish-burst", 20, "bursts allowed above --publish-rate [GATEWAY_PUBLISH_BURST]")
 	fs.BoolVar(&n.CORSCredentials, "cors-credentials", false, "let those origins send cookies (needed for cookie tokens across origins; not with *) [GATEWAY_CORS_CREDENTIALS]")
+	fs.StringVar(&c.adminAddr, "admin-addr", "", "private listener for /metrics, /healthz, /readyz and pprof (/debug/pprof/), e.g. :9090; when set, /metrics is served only there [GATEWAY_ADMIN_ADDR]")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS with HTTP/2; reloaded when the file changes [GATEWAY_TLS_CERT]")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key file for --tls-cert; reloaded with it [GATEWAY_TLS_KEY]")
+	fs.BoolVar(&n.H2C, "h2c", false, "also accept unencrypted HTTP/2 (prior knowledge), for load balancers that speak it to backends [GATEWAY_H2C]")
+	fs.IntVar(&n.MaxStreamsPerConnection, "http2-max-streams", 250, "concurrent HTTP/2 streams per client connection [GATEWAY_HTTP2_MAX_STREAMS]")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error [GATEWAY_LOG_LEVEL]")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal) [GATEWAY_LOG_FORMAT]")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -181,6 +188,12 @@ Flags:
 		return nil, errors.New("--max-publish-bytes must be positive")
 	case n.UnsubscribeGrace < 0 || n.DrainPeriod < 0 || n.MaxConnectionAge < 0:
 		return nil, errors.New("--unsubscribe-grace, --drain-period and --max-connection-age must not be negative")
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	case c.tlsCert != "" && n.H2C:
+		return nil, errors.New("--h2c is for plain-text listeners; with TLS, HTTP/2 is on already")
+	case n.MaxStreamsPerConnection <= 0:
+		return nil, errors.New("--http2-max-streams must be positive")
 	case n.DrainPeriod >= n.ShutdownTimeout:
 		return nil, fmt.Errorf("--drain-period (%v) must be shorter than --shutdown-timeout (%v)", n.DrainPeriod, n.ShutdownTimeout)
 	}

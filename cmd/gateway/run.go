@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -47,6 +48,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+
+	if cfg.tlsCert != "" {
+		r, err := newCertReloader(cfg.tlsCert, cfg.tlsKey, logger.With().Str("component", "tls").Logger())
+		if err != nil {
+			return err
+		}
+		cfg.node.TLS = r.tlsConfig()
+	}
+	cfg.node.AdminOnlyMetrics = cfg.adminAddr != ""
 
 	if cfg.auth.configured() {
 		v, err := cfg.auth.verifier(ctx, logger.With().Str("component", "auth").Logger())
@@ -105,13 +115,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
+	if cfg.adminAddr != "" {
+		aln, err := net.Listen("tcp", cfg.adminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (--admin-addr): %w", cfg.adminAddr, err)
+		}
+		stop := serveAdmin(aln, srv.AdminHandler(), logger)
+		defer stop()
+		logger.Info().Str("addr", aln.Addr().String()).Msg("admin listening")
+	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		logger.Warn().Err(err).Str("redis", opts.Addr).Msg("redis is not reachable yet; streams wait for it and /readyz fails until it is")
 	}
 	cancel()
-	logger.Info().Str("addr", ln.Addr().String()).Str("redis", opts.Addr).Str("prefix", keys.Prefix()).Msg("listening")
+	scheme := "http"
+	if cfg.node.TLS != nil {
+		scheme = "https"
+	}
+	logger.Info().Str("addr", ln.Addr().String()).Str("scheme", scheme).Bool("h2c", cfg.node.H2C).
+		Str("redis", opts.Addr).Str("prefix", keys.Prefix()).Msg("listening")
 	return srv.Serve(ctx, ln)
+}
+
+// serveAdmin serves the admin handler on ln until stop is called. It
+// outlives the public listener's drain, so metrics and readiness stay
+// observable while the node shuts down.
+func serveAdmin(ln net.Listener, h http.Handler, log zerolog.Logger) (stop func()) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("admin listener stopped")
+		}
+	})
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if hs.Shutdown(ctx) != nil {
+			_ = hs.Close()
+		}
+		wg.Wait()
+	}
 }
 
 // embeddedClock makes key expiry work on the embedded Redis, whose clock

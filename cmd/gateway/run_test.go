@@ -33,8 +33,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // node is one gateway started through run().
 type node struct {
-	url  string
-	stop func() // graceful stop; waits for run to return
+	url   string // base URL, http:// or https://
+	admin string // admin listener's base URL, if it has one
+	stop  func() // graceful stop; waits for run to return
 	logs *logSink
 }
 
@@ -42,7 +43,8 @@ type node struct {
 type logSink struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer
-	addrs chan string
+	addrs chan string // the public listener's base URL
+	admin string      // the admin listener's base URL, once logged
 	part  []byte
 }
 
@@ -56,9 +58,14 @@ func (l *logSink) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		var rec struct{ Message, Addr string }
-		if json.Unmarshal(l.part[:i], &rec) == nil && rec.Message == "listening" {
-			l.addrs <- rec.Addr
+		var rec struct{ Message, Addr, Scheme string }
+		if json.Unmarshal(l.part[:i], &rec) == nil {
+			switch rec.Message {
+			case "listening":
+				l.addrs <- rec.Scheme + "://" + rec.Addr
+			case "admin listening":
+				l.admin = "http://" + rec.Addr
+			}
 		}
 		l.part = l.part[i+1:]
 	}
@@ -99,8 +106,13 @@ func startRun(t *testing.T, env map[string]string, args ...string) *node {
 		})
 	}
 	t.Cleanup(stop)
-	n := &node{url: "http://" + addr, stop: stop, logs: logs}
-	waitReady(t, n.url)
+	n := &node{url: addr, stop: stop, logs: logs}
+	logs.mu.Lock()
+	n.admin = logs.admin // logged before "listening"
+	logs.mu.Unlock()
+	if strings.HasPrefix(addr, "http:") {
+		waitReady(t, n.url)
+	}
 	return n
 }
 

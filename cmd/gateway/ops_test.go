@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/internal/testcert"
+)
+
+// openStream opens a stream with hc and reads up to its checkpoint (the
+// stream has joined its topics), returning a parser for what follows.
+func openStream(ctx context.Context, t *testing.T, hc *http.Client, u string, trace *httptrace.ClientTrace) (*http.Response, *sseclient.Parser) {
+	t.Helper()
+	if trace != nil {
+		ctx = httptrace.WithClientTrace(ctx, trace)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("%s: status %d", u, res.StatusCode)
+	}
+	br := bufio.NewReader(res.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: before the checkpoint: %v", u, err)
+		}
+		if strings.HasPrefix(line, "id: ") {
+			break
+		}
+	}
+	return res, sseclient.NewParser(br, "")
+}
+
+func postEvent(t *testing.T, hc *http.Client, base, topic, data string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"topic": topic, "data": data})
+	res, err := hc.Post(base+"/publish", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("publish %s: %d", topic, res.StatusCode)
+	}
+}
+
+func waitReadyWith(t *testing.T, hc *http.Client, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := hc.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became ready (%v)", base, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRun_TLS_http2_20StreamsOneConnection: a TLS node serves HTTP/2, and
+// 20 streams share one connection and all deliver. Over HTTP/1.1 a browser
+// would hold only 6.
+func TestRun_TLS_http2_20StreamsOneConnection(t *testing.T) {
+	pair := testcert.Write(t, t.TempDir(), "node")
+	n := startRun(t, nil, "--tls-cert", pair.CertFile, "--tls-key", pair.KeyFile)
+	if !strings.HasPrefix(n.url, "https://") {
+		t.Fatalf("node url %s", n.url)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pair.Pool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	waitReadyWith(t, hc, n.url)
+
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		mu.Lock()
+		conns[ci.Conn.LocalAddr().String()] = true
+		mu.Unlock()
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const streams = 20
+	parsers := make([]*sseclient.Parser, streams)
+	for i := range streams {
+		res, p := openStream(ctx, t, hc, eventsURL(n.url, fmt.Sprintf("h2-%d", i)), trace)
+		if res.ProtoMajor != 2 {
+			t.Fatalf("stream %d over %s, want HTTP/2", i, res.Proto)
+		}
+		parsers[i] = p
+	}
+	for i := range streams {
+		postEvent(t, hc, n.url, fmt.Sprintf("h2-%d", i), fmt.Sprintf("event %d", i))
+	}
+	for i, p := range parsers {
+		ev, err := p.Next()
+		if err != nil || ev.Data != fmt.Sprintf("event %d", i) {
+			t.Fatalf("stream %d: %+v %v", i, ev, err)
+		}
+	}
+	if len(conns) != 1 {
+		t.Fatalf("the streams and publishes used %d connections, want 1: %v", len(conns), conns)
+	}
+}
+
+// TestRun_h2c: with --h2c a plain-text listener takes HTTP/2 with prior
+// knowledge, and HTTP/1.1 still works.
+func TestRun_h2c(t *testing.T) {
+	n := startRun(t, nil, "--h2c")
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, parser := openStream(ctx, t, hc, eventsURL(n.url, "h2c"), nil)
+	if res.ProtoMajor != 2 {
+		t.Fatalf("got %s, want HTTP/2", res.Proto)
+	}
+	postEvent(t, http.DefaultClient, n.url, "h2c", "over h2c")
+	if ev, err := parser.Next(); err != nil || ev.Data != "over h2c" {
+		t.Fatalf("%+v %v", ev, err)
+	}
+}
+
+// TestCertReloader: a renewed pair is served from the next handshake after
+// the check interval; a broken pair is refused and the last good one kept.
+func TestCertReloader(t *testing.T) {
+	dir := t.TempDir()
+	first := testcert.Write(t, dir, "node")
+	r, err := newCertReloader(first.CertFile, first.KeyFile, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.checkEvery = 0
+	serial := func() string {
+		c, err := r.getCertificate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Leaf.SerialNumber.String()
+	}
+	if got := serial(); got != first.Serial.String() {
+		t.Fatalf("serving %s, want %s", got, first.Serial)
+	}
+	second := testcert.Write(t, dir, "node")
+	if got := serial(); got != second.Serial.String() {
+		t.Fatalf("after renewal serving %s, want %s", got, second.Serial)
+	}
+	// A key that does not match (half-way through an update) is not used.
+	other := testcert.Write(t, t.TempDir(), "other")
+	key, _ := os.ReadFile(other.KeyFile)
+	if err := os.WriteFile(second.KeyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial(); got != second.Serial.String() {
+		t.Fatalf("with a mismatched key serving %s, want the previous %s", got, second.Serial)
+	}
+	if _, err := newCertReloader(second.CertFile, second.KeyFile, zerolog.Nop()); err == nil {
+		t.Fatal("a mismatched pair loaded at startup")
+	}
+}
+
+// TestRun_TLS_reloadsCertificate: a node picks up a renewed certificate
+// without a restart; open streams are not disturbed.
+func TestRun_TLS_reloadsCertificate(t *testing.T) {
+	dir := t.TempDir()
+	first := testcert.Write(t, dir, "node")
+	n := startRun(t, nil, "--tls-cert", first.CertFile, "--tls-key", first.KeyFile)
+	served := func() string {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(n.url, "https://"), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	if got := served(); got != first.Serial.String() {
+		t.Fatalf("serving %s, want %s", got, first.Serial)
+	}
+	second := testcert.Write(t, dir, "node")
+	deadline := time.Now().Add(5 * time.Second)
+	for served() != second.Serial.String() {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate was not picked up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRun_adminListener: with --admin-addr, metrics and pprof are served
+// there and /metrics leaves the public listener.
+func TestRun_adminListener(t *testing.T) {
+	n := startRun(t, nil, "--admin-addr", "127.0.0.1:0")
+	if n.admin == "" {
+		t.Fatal("no admin address logged")
+	}
+	get := func(u string) (int, string) {
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := get(n.url + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("public /metrics: %d, want 404", code)
+	}
+	if code, body := get(n.admin + "/metrics"); code != http.StatusOK || !strings.Contains(body, "ssegateway_connections_open 0") {
+		t.Errorf("admin /metrics: %d %.200s", code, body)
+	}
+	if code, body := get(n.admin + "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("admin pprof: %d %.200s", code, body)
+	}
+	if code, _ := get(n.admin + "/debug/pprof/heap?debug=1"); code != http.StatusOK {
+		t.Errorf("admin heap profile: %d", code)
+	}
+	for _, p := range []string{"/readyz", "/healthz"} {
+		if code, _ := get(n.admin + p); code != http.StatusOK {
+			t.Errorf("admin %s: %d", p, code)
+		}
+	}
+	if code, _ := get(n.admin + "/events?topic=a"); code != http.StatusNotFound {
+		t.Errorf("admin /events: %d, want 404", code)
+	}
+}
