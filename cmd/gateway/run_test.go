@@ -36,7 +36,7 @@ type node struct {
 	url   string // base URL, http:// or https://
 	admin string // admin listener's base URL, if it has one
 	stop  func() // graceful stop; waits for run to return
-	logs *logSink
+	logs  *logSink
 }
 
 // logSink collects a node's JSON log lines and reports its listen address.
