@@ -442,15 +442,19 @@ func (st *stream) flushWithin(d time.Duration) error {
 	}
 	// Shared counters are touched once per flush, not once per event: with
 	// many streams a per-event increment would be contended on every delivery.
+	// Events of a failed write count as not delivered, though some of them
+	// may have reached the client.
 	st.s.m.bytes.Add(float64(n))
-	st.s.m.delivered.Add(float64(st.events))
 	st.sentBytes += int64(n)
-	st.sentEvents += int64(st.events)
-	st.events = 0
-	if st.liveMs != 0 {
-		st.s.m.deliveryLatency.Observe(max(float64(now.UnixMilli())-float64(st.liveMs), 0) / 1000)
-		st.liveMs = 0
+	if err == nil {
+		st.s.m.delivered.Add(float64(st.events))
+		st.sentEvents += int64(st.events)
 	}
+	st.events = 0
+	if st.liveMs != 0 && err == nil {
+		st.s.m.deliveryLatency.Observe(max(float64(now.UnixMilli())-float64(st.liveMs), 0) / 1000)
+	}
+	st.liveMs = 0
 	st.lastWrite = now
 	if cap(st.buf) > 4*flushAt {
 		st.buf = nil

@@ -38,7 +38,7 @@ type testNode struct {
 
 // buildNode builds a Server on miniredis with the real publisher, subscriber
 // and store.
-func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig) *testNode {
+func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, logger ...zerolog.Logger) *testNode {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
@@ -59,7 +59,7 @@ func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig) *testNode 
 			PingInterval: 50 * time.Millisecond}),
 		History: replay.NewRedisStore(rdb, keys),
 		Ping:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		Logger:  zerolog.Nop(),
+		Logger:  append(logger, zerolog.Nop())[0],
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -24,22 +24,7 @@ func TestServer_slowClient_evictedThenCatchesUp(t *testing.T) {
 	n := startNode(t, Config{MaxQueueBytes: 64 << 10, WriteTimeout: time.Second}, pubsub.PublisherConfig{MaxDataBytes: 32 << 10})
 	u, _ := url.Parse(eventsURL(n.url, "big"))
 
-	// The slow client: sends its request and does not read. Its receive
-	// buffer is fixed before connecting (which also turns off autotuning), so
-	// the kernel cannot absorb the whole test.
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
-		})
-		return errors.Join(err, serr)
-	}}
-	slow, err := d.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.RequestURI(), u.Host)
+	slow := dialSlow(t, u)
 	n.waitStreams(t, 1)
 	fast := subscribe(t, eventsURL(n.url, "big"), "")
 	n.waitStreams(t, 2)
@@ -103,4 +88,25 @@ func TestServer_slowClient_evictedThenCatchesUp(t *testing.T) {
 			t.Fatalf("after reconnect: want event %d, got %.20q", next, ev.Data)
 		}
 	}
+}
+
+// dialSlow opens a stream of u as a client that sends its request and does
+// not read. Its receive buffer is fixed before connecting (which also turns
+// off autotuning), so the kernel cannot absorb a whole test's events.
+func dialSlow(t *testing.T, u *url.URL) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+		})
+		return errors.Join(err, serr)
+	}}
+	slow, err := d.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.Close() })
+	fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.RequestURI(), u.Host)
+	return slow
 }

@@ -1,0 +1,267 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/pubsub"
+)
+
+// scrape is one /metrics output, parsed.
+type scrape map[string]*dto.MetricFamily
+
+func parseMetrics(t *testing.T, r io.Reader) scrape {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
+
+func scrapeURL(t *testing.T, u string) scrape {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	return parseMetrics(t, res.Body)
+}
+
+// value is a counter's, gauge's or histogram's count (for a histogram) with
+// the given labels ("k=v" pairs); -1 if absent.
+func (s scrape) value(name string, labels ...string) float64 {
+	f := s[name]
+	if f == nil {
+		return -1
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == k && lp.GetValue() == v {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+// TestMetrics_scenario runs a scripted scenario — streams connect, events
+// are published over HTTP, a slow client is evicted and resumes, bad
+// requests are refused, the node drains — and checks the /metrics output
+// counter by counter.
+func TestMetrics_scenario(t *testing.T) {
+	var logs lockedBuffer
+	n := serveNode(t, buildNode(t, Config{Heartbeat: 50 * time.Millisecond, WriteTimeout: 2 * time.Second},
+		pubsub.PublisherConfig{MaxDataBytes: 32 << 10}, zerolog.New(&logs)))
+	u, _ := url.Parse(eventsURL(n.url, "m"))
+
+	fast := subscribe(t, u.String(), "")
+	slow := dialSlow(t, u)
+	n.waitStreams(t, 2)
+
+	// 16 KiB events: the slow client's socket buffers and then its 1 MiB
+	// queue fill, and it is evicted; the fast one keeps up.
+	const events = 500
+	payload := strings.Repeat("x", 16<<10)
+	for i := range events {
+		res, err := http.Post(n.url+"/publish", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"topic":"m","data":"%d:%s"}`, i, payload)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("publish %d: %d", i, res.StatusCode)
+		}
+	}
+	for i := range events {
+		if ev := fast.next(t); !strings.HasPrefix(ev.Data, fmt.Sprintf("%d:", i)) {
+			t.Fatalf("fast client: event %d is %.20q", i, ev.Data)
+		}
+	}
+	waitFor(t, "slow client evicted", func() bool { return testGauge(n.srv.m.closed.WithLabelValues("slow")) == 1 })
+
+	// The evicted client reads what reached it and resumes from there.
+	_ = slow.SetReadDeadline(time.Now().Add(30 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sseclient.NewParser(res.Body, "")
+	got := 0
+	for {
+		if _, err := p.Next(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the evicted stream never ended")
+			}
+			break
+		}
+		got++
+	}
+	again := subscribe(t, u.String(), p.LastEventID)
+	for i := got; i < events; i++ {
+		if ev := again.next(t); !strings.HasPrefix(ev.Data, fmt.Sprintf("%d:", i)) {
+			t.Fatalf("resumed client: event %d is %.20q", i, ev.Data)
+		}
+	}
+	n.waitStreams(t, 2)
+
+	// Refusals: a bad publish, a too-long topic.
+	res, err = http.Post(n.url+"/publish", "application/json", strings.NewReader(`{"topic":"m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	res, err = http.Get(eventsURL(n.url, strings.Repeat("t", 300)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	time.Sleep(120 * time.Millisecond) // a heartbeat or two on the idle streams
+
+	live := scrapeURL(t, n.url+"/metrics")
+	n.stop() // drain: the two open streams end with reason shutdown
+	rec := httptest.NewRecorder()
+	n.srv.metricsH.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	after := parseMetrics(t, rec.Body)
+
+	replayed := float64(events - got)
+	for _, c := range []struct {
+		s      scrape
+		name   string
+		labels []string
+		want   float64
+	}{
+		{live, "ssegateway_connections_open", nil, 2},
+		{live, "ssegateway_topics_subscribed", nil, 1},
+		{live, "ssegateway_draining", nil, 0},
+		{live, "ssegateway_pubsub_connected", nil, 1},
+		{after, "ssegateway_connections_opened_total", nil, 3},
+		{after, "ssegateway_connections_open", nil, 0},
+		{after, "ssegateway_connections_closed_total", []string{"reason=slow"}, 1},
+		{after, "ssegateway_connections_closed_total", []string{"reason=shutdown"}, 2},
+		{after, "ssegateway_connections_closed_total", []string{"reason=client"}, 0},
+		{after, "ssegateway_connections_closed_total", []string{"reason=write_error"}, 0},
+		{after, "ssegateway_draining", nil, 1},
+		{after, "ssegateway_events_received_total", nil, events},
+		{after, "ssegateway_events_replayed_total", nil, replayed},
+		{after, "ssegateway_replays_total", []string{"result=replayed"}, 1},
+		{after, "ssegateway_replays_total", []string{"result=history_lost"}, 0},
+		{after, "ssegateway_replay_duration_seconds", nil, 1},
+		{after, "ssegateway_history_lost_total", nil, 0},
+		{after, "ssegateway_events_repaired_total", nil, 0},
+		{after, "ssegateway_publish_total", []string{"result=ok"}, events},
+		{after, "ssegateway_publish_total", []string{"result=invalid"}, 1},
+		{after, "ssegateway_publish_total", []string{"result=error"}, 0},
+		{after, "ssegateway_publish_duration_seconds", nil, events},
+		{after, "ssegateway_limit_refusals_total", []string{"limit=topic_length"}, 1},
+		{after, "ssegateway_pubsub_disconnects_total", nil, 0},
+		{after, "ssegateway_build_info", nil, 1},
+	} {
+		if got := c.s.value(c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	// Delivered: everything the fast client and the resumed client got, plus
+	// what the slow client was written before its eviction (at most what it
+	// read: a failed write counts as not delivered).
+	if d := after.value("ssegateway_events_delivered_total"); d < float64(events)+replayed || d > float64(2*events) {
+		t.Errorf("events_delivered_total = %v, want between %v and %v", d, float64(events)+replayed, 2*events)
+	}
+	if b := after.value("ssegateway_stream_bytes_written_total"); b < float64(events*(16<<10)) {
+		t.Errorf("stream_bytes_written_total = %v, less than one client's events", b)
+	}
+	for _, name := range []string{"ssegateway_heartbeats_total", "ssegateway_delivery_latency_seconds"} {
+		if v := after.value(name); v < 1 {
+			t.Errorf("%s = %v, want at least 1", name, v)
+		}
+	}
+
+	// The log: one line per stream opened and one per stream closed, with
+	// the reason and duration.
+	closed := map[string]int{}
+	opened := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct {
+			Level, Message, Reason string
+			Duration               *float64
+			Topics                 []string
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch rec.Message {
+		case "stream opened":
+			opened++
+		case "stream closed":
+			if rec.Level != "info" || rec.Duration == nil || len(rec.Topics) != 1 {
+				t.Errorf("close line %s", line)
+			}
+			closed[rec.Reason]++
+		}
+	}
+	reasons := make([]string, 0, len(closed))
+	for r, k := range closed {
+		reasons = append(reasons, fmt.Sprintf("%s=%d", r, k))
+	}
+	sort.Strings(reasons)
+	if opened != 3 || strings.Join(reasons, ",") != "shutdown=2,slow=1" {
+		t.Errorf("log: %d opened, closed %v; want 3 opened, closed shutdown=2,slow=1", opened, reasons)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
