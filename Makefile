@@ -28,6 +28,7 @@ chaos: deps
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd tools && $(GO) vet ./...
 
 ## build: the gateway binary in ./bin
 build:
