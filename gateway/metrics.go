@@ -166,6 +166,12 @@ func buildInfo() prometheus.Collector {
 	version, goVersion := "unknown", "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		version, goVersion = bi.Main.Version, bi.GoVersion
+		// A build from a checkout is "(devel)": name its commit instead.
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && version == "(devel)" && len(s.Value) >= 12 {
+				version = s.Value[:12]
+			}
+		}
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ssegateway", Name: "build_info",
 		Help:        "The gateway's version and Go version; always 1.",

@@ -3,6 +3,7 @@
 //	gateway [flags]                              run a node (gateway -h lists the flags)
 //	gateway publish --topic T [--type X] DATA    publish one event
 //	gateway script                               print the publish Lua script
+//	gateway healthcheck [--ready]                exit 0 if the local node is healthy
 package main
 
 import (

@@ -252,3 +252,36 @@ func TestRun_adminListener(t *testing.T) {
 		t.Errorf("admin /events: %d, want 404", code)
 	}
 }
+
+// TestRun_healthcheck: the healthcheck subcommand finds the node from the
+// same environment the node runs with, admin listener first.
+func TestRun_healthcheck(t *testing.T) {
+	n := startRun(t, nil, "--admin-addr", "127.0.0.1:0")
+	hostport := func(u string) string { return u[strings.Index(u, "//")+2:] }
+	check := func(env map[string]string, args ...string) error {
+		var out bytes.Buffer
+		return run(context.Background(), append([]string{"healthcheck"}, args...), func(k string) string { return env[k] }, &out, io.Discard)
+	}
+	if err := check(map[string]string{"GATEWAY_ADMIN_ADDR": hostport(n.admin)}); err != nil {
+		t.Errorf("admin: %v", err)
+	}
+	if err := check(map[string]string{"GATEWAY_ADDR": hostport(n.url)}, "--ready"); err != nil {
+		t.Errorf("public, ready: %v", err)
+	}
+	if err := check(nil, "--url", n.url+"/nothing-here"); err == nil {
+		t.Error("a 404 passed the healthcheck")
+	}
+	port := hostport(n.url)[strings.LastIndex(hostport(n.url), ":"):]
+	if got := localURL(func(k string) string { return map[string]string{"GATEWAY_ADDR": port}[k] }); got != "http://127.0.0.1"+port {
+		t.Errorf("localURL for %s: %s", port, got)
+	}
+	if got := localURL(func(k string) string {
+		return map[string]string{"GATEWAY_ADDR": ":8443", "GATEWAY_TLS_CERT": "/c"}[k]
+	}); got != "https://127.0.0.1:8443" {
+		t.Errorf("localURL with TLS: %s", got)
+	}
+	n.stop()
+	if err := check(map[string]string{"GATEWAY_ADMIN_ADDR": hostport(n.admin)}); err == nil {
+		t.Error("a stopped node passed the healthcheck")
+	}
+}

@@ -34,6 +34,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "script":
 			_, err := io.WriteString(stdout, pubsub.PublishScript())
 			return err
+		case "healthcheck":
+			return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	cfg, err := parseServe(args, getenv, stderr)
