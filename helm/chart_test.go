@@ -24,10 +24,10 @@ import (
 const kubeVersion = "1.34.0"
 
 var tools struct {
-	once                     sync.Once
-	dir                      string
+	once                      sync.Once
+	dir                       string
 	helm, chartcheck, gateway string
-	err                      error
+	err                       error
 }
 
 func TestMain(m *testing.M) {
