@@ -131,6 +131,12 @@ func newMetrics() *metrics {
 	for r := closeClient; r <= closeLimit; r++ {
 		m.closed.WithLabelValues(r.String())
 	}
+	for _, v := range []string{"true", "false"} {
+		m.replayReads.WithLabelValues(v)
+	}
+	for _, v := range []string{"401", "403"} {
+		m.authRefused.WithLabelValues(v)
+	}
 	for _, r := range []string{replayReplayed, replayUpToDate, replayLost, replayError} {
 		m.replays.WithLabelValues(r)
 	}

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -264,4 +266,112 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// metricNames are the metric families a node exports, every label value
+// pre-created, histograms under their base name.
+func metricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	n := buildNode(t, Config{}, pubsub.PublisherConfig{})
+	fams, err := n.srv.m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range fams {
+		names[f.GetName()] = true
+	}
+	return names
+}
+
+var metricRef = regexp.MustCompile(`\b(?:ssegateway|process|go)_[a-z0-9_]+\b`)
+
+// TestMetrics_referencesExist: the Grafana dashboard, the alerting rules
+// and the READMEs name only metrics the node exports, and the README's
+// metrics table lists every one of the node's own.
+func TestMetrics_referencesExist(t *testing.T) {
+	names := metricNames(t)
+	exists := func(ref string) bool {
+		for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(ref, suffix); ok && names[base] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, file := range []string{"../deploy/grafana-dashboard.json", "../helm/files/alerts.yaml", "../README.md", "../helm/README.md"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs := 0
+		for _, ref := range metricRef.FindAllString(string(b), -1) {
+			if strings.HasPrefix(ref, "go_") && file != "../deploy/grafana-dashboard.json" {
+				continue // prose, not a metric
+			}
+			refs++
+			if !exists(ref) {
+				t.Errorf("%s names %s, which the node does not export", file, ref)
+			}
+		}
+		if refs == 0 {
+			t.Errorf("%s names no metrics", file)
+		}
+	}
+	readme, _ := os.ReadFile("../README.md")
+	for name := range names {
+		if strings.HasPrefix(name, "ssegateway_") && !strings.Contains(string(readme), "`"+name) {
+			t.Errorf("README.md does not document %s", name)
+		}
+	}
+}
+
+// TestGrafanaDashboard: the dashboard is well-formed for import: unique
+// panel ids, every panel on the 24-column grid, every graph with a
+// Prometheus query through the dashboard's data source variable.
+func TestGrafanaDashboard(t *testing.T) {
+	b, err := os.ReadFile("../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		UID, Title string
+		Panels     []struct {
+			ID      int
+			Type    string
+			Title   string
+			GridPos struct{ X, Y, W, H int }
+			Targets []struct {
+				Expr       string
+				Datasource struct{ UID string }
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.UID == "" || d.Title == "" || len(d.Panels) < 10 {
+		t.Fatalf("uid %q, title %q, %d panels", d.UID, d.Title, len(d.Panels))
+	}
+	ids := map[int]bool{}
+	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X < 0 || p.GridPos.X+p.GridPos.W > 24 {
+			t.Errorf("panel %q off the grid: %+v", p.Title, p.GridPos)
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no queries", p.Title)
+		}
+		for _, q := range p.Targets {
+			if q.Expr == "" || q.Datasource.UID != "${datasource}" || strings.Count(q.Expr, "(") != strings.Count(q.Expr, ")") {
+				t.Errorf("panel %q: query %q through %q", p.Title, q.Expr, q.Datasource.UID)
+			}
+		}
+	}
 }
