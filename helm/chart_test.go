@@ -285,6 +285,13 @@ func TestChart_valuesFiles(t *testing.T) {
 					"ghcr.io/ssegateway/ssegateway@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
 				expect(t, "service account", get(d, "spec.template.spec.serviceAccountName"), "sse")
 			}},
+		{"cluster-values.yaml", []string{"Deployment/rel-ssegateway", "PodDisruptionBudget/rel-ssegateway",
+			"Service/rel-ssegateway", "Service/rel-ssegateway-admin", "ServiceAccount/rel-ssegateway"},
+			func(t *testing.T, o objects) {
+				env := o.env(t)
+				expect(t, "redis url", env["GATEWAY_REDIS_URL"], "redis-cluster://redis-cluster-0.redis:6379,redis-cluster-1.redis:6379,redis-cluster-2.redis:6379")
+				expect(t, "redis password", env["GATEWAY_REDIS_PASSWORD"], "<secret>")
+			}},
 		{"bundled-redis-values.yaml", []string{"Deployment/rel-ssegateway", "PodDisruptionBudget/rel-ssegateway",
 			"Service/rel-ssegateway", "Service/rel-ssegateway-admin", "Service/rel-ssegateway-redis",
 			"ServiceAccount/rel-ssegateway", "StatefulSet/rel-ssegateway-redis"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	_ "embed"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -124,7 +125,17 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 		[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
 		m.Type, m.Data, p.maxLen, p.maxAge, p.command, p.idemTTL).Text()
 	if err != nil {
+		var reply redis.Error
+		if rs, ok := p.rdb.(stateReloader); ok && !errors.As(err, &reply) {
+			// A cluster client keeps routing a slot to its old primary
+			// until its slot map is reloaded (every minute by default):
+			// after a failover, a network error is the sign to reload now.
+			rs.ReloadState(context.WithoutCancel(ctx))
+		}
 		return "", fmt.Errorf("pubsub: publish to %q: %w", m.Topic, err)
 	}
 	return id, nil
 }
+
+// stateReloader is *redis.ClusterClient's slot map reload.
+type stateReloader interface{ ReloadState(context.Context) }

@@ -267,25 +267,36 @@ func (s *Subscriber) receive(ctx context.Context, ps *redis.PubSub, h Handler) e
 		}
 		pinged = false
 		s.healthy.Store(true)
-		switch m := msg.(type) {
-		case *redis.Message:
-			topic, ok := s.cfg.Keys.TopicOf(m.Channel)
-			if !ok {
-				continue
+		dispatch(s.cfg, msg, h)
+	}
+}
+
+// dispatch hands a received message to h: envelopes and subscription
+// confirmations. It returns the channel of a sunsubscribe, which Redis
+// Cluster sends when a shard channel's slot leaves the node.
+func dispatch(cfg SubscriberConfig, msg any, h Handler) (sunsubscribed string) {
+	switch m := msg.(type) {
+	case *redis.Message:
+		topic, ok := cfg.Keys.TopicOf(m.Channel)
+		if !ok {
+			return ""
+		}
+		env, err := ParseEnvelope(m.Payload)
+		if err != nil {
+			cfg.Logger.Error().Str("topic", topic).Int("bytes", len(m.Payload)).
+				Msg("dropping a message that is not a publish-script envelope; publish through the script")
+			return ""
+		}
+		h.HandleEvent(topic, env)
+	case *redis.Subscription:
+		switch m.Kind {
+		case "subscribe", "ssubscribe":
+			if topic, ok := cfg.Keys.TopicOf(m.Channel); ok {
+				h.HandleSubscribed(topic)
 			}
-			env, err := ParseEnvelope(m.Payload)
-			if err != nil {
-				s.cfg.Logger.Error().Str("topic", topic).Int("bytes", len(m.Payload)).
-					Msg("dropping a message that is not a publish-script envelope; publish through the script")
-				continue
-			}
-			h.HandleEvent(topic, env)
-		case *redis.Subscription:
-			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
-				if topic, ok := s.cfg.Keys.TopicOf(m.Channel); ok {
-					h.HandleSubscribed(topic)
-				}
-			}
+		case "sunsubscribe":
+			return m.Channel
 		}
 	}
+	return ""
 }

@@ -19,13 +19,14 @@ import (
 
 // serveConfig is everything `gateway` is configured with.
 type serveConfig struct {
-	addr, redisURL, prefix string
-	adminAddr              string
-	tlsCert, tlsKey        string
-	logLevel, logFormat    string
-	history                historyFlags
-	node                   gateway.Config
-	auth                   authFlags
+	addr, prefix        string
+	redis               redisFlags
+	adminAddr           string
+	tlsCert, tlsKey     string
+	logLevel, logFormat string
+	history             historyFlags
+	node                gateway.Config
+	auth                authFlags
 }
 
 // authFlags configure token verification and where tokens come from.
@@ -49,6 +50,27 @@ func list(s string) []string {
 		}
 	}
 	return out
+}
+
+// redisFlags say where Redis is; `gateway` and `gateway publish` share
+// them.
+type redisFlags struct {
+	url, sentinelMaster, sentinelAddrs, clusterAddrs, username, password string
+}
+
+func (r *redisFlags) register(fs *flag.FlagSet, urlNote string) {
+	fs.StringVar(&r.url, "redis-url", "", "Redis: redis://[user:password@]host:port[/db] (rediss:// for TLS), "+
+		"redis-sentinel://[user:password@]s1:26379,s2:26379/primary[/db], or redis-cluster://[user:password@]n1:6379,n2:6379"+urlNote+" [GATEWAY_REDIS_URL]")
+	fs.StringVar(&r.sentinelMaster, "redis-sentinel-master", "", "Sentinel: the primary's name (instead of a URL) [GATEWAY_REDIS_SENTINEL_MASTER]")
+	fs.StringVar(&r.sentinelAddrs, "redis-sentinel-addrs", "", "Sentinel: comma-separated sentinel host:port [GATEWAY_REDIS_SENTINEL_ADDRS]")
+	fs.StringVar(&r.clusterAddrs, "redis-cluster-addrs", "", "Redis Cluster: comma-separated seed nodes host:port (instead of a URL) [GATEWAY_REDIS_CLUSTER_ADDRS]")
+	fs.StringVar(&r.username, "redis-username", "", "Redis user, with --redis-password [GATEWAY_REDIS_USERNAME]")
+	fs.StringVar(&r.password, "redis-password", "", "Redis password, for a URL without one or the Sentinel or cluster flags (keeps it out of the URL) [GATEWAY_REDIS_PASSWORD]")
+}
+
+func (r redisFlags) config() pubsub.RedisConfig {
+	return pubsub.RedisConfig{URL: r.url, SentinelMaster: r.sentinelMaster, SentinelAddrs: list(r.sentinelAddrs),
+		ClusterAddrs: list(r.clusterAddrs), Username: r.username, Password: r.password}
 }
 
 // historyFlags are the retention settings every publisher must share, so
@@ -117,7 +139,7 @@ Flags:
 	}
 	n := &c.node
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address [GATEWAY_ADDR]")
-	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL, redis://[user:password@]host:port[/db] or rediss:// for TLS; empty runs on an embedded single-node Redis [GATEWAY_REDIS_URL]")
+	c.redis.register(fs, "; with no Redis configured the node runs on an embedded single-node Redis")
 	fs.StringVar(&c.prefix, "redis-prefix", pubsub.DefaultPrefix, "prefix of every Redis key and channel the gateway uses [GATEWAY_REDIS_PREFIX]")
 	c.history.register(fs)
 	fs.DurationVar(&n.Heartbeat, "heartbeat", 15*time.Second, "send a comment line on idle streams this often; keep it below proxies' idle timeouts [GATEWAY_HEARTBEAT]")

@@ -14,9 +14,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 )
 
 func main() {
+	// go-redis reports connection trouble through a logger of its own, a
+	// process-wide setting: send it to stderr as log lines like ours.
+	if l, err := newLogger("warn", "auto", os.Stderr); err == nil {
+		redis.SetLogger(redisLog{l.With().Str("component", "go-redis").Logger()})
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
@@ -28,4 +36,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
+}
+
+// redisLog adapts zerolog to go-redis's logger.
+type redisLog struct{ log zerolog.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn().Msgf(format, v...)
 }

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -36,12 +34,13 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	var topic, typ, redisURL, prefix, gatewayURL, idemKey string
+	var topic, typ, prefix, gatewayURL, idemKey string
+	var rf redisFlags
 	var hist historyFlags
 	fs.StringVar(&topic, "topic", "", "topic to publish to (required)")
 	fs.StringVar(&typ, "type", "", "event type; empty sends the SSE default \"message\"")
 	fs.StringVar(&idemKey, "idempotency-key", "", "make retries safe: publishing again with the same key (for a minute) returns the first id and publishes nothing")
-	fs.StringVar(&redisURL, "redis-url", "", "publish straight to this Redis [GATEWAY_REDIS_URL]")
+	rf.register(fs, "; publish straight to it (otherwise post to --url)")
 	fs.StringVar(&prefix, "redis-prefix", pubsub.DefaultPrefix, "key prefix, as configured on the gateway [GATEWAY_REDIS_PREFIX]")
 	fs.StringVar(&gatewayURL, "url", "http://localhost:8080", "gateway to post to when no Redis URL is set [GATEWAY_URL]")
 	hist.register(fs)
@@ -67,8 +66,8 @@ Flags:
 
 	var id string
 	var err error
-	if redisURL != "" {
-		id, err = publishRedis(ctx, redisURL, prefix, hist, msg)
+	if rc := rf.config(); rc.Configured() {
+		id, err = publishRedis(ctx, rc, prefix, hist, msg)
 	} else {
 		id, err = publishHTTP(ctx, gatewayURL, msg)
 	}
@@ -79,18 +78,19 @@ Flags:
 	return err
 }
 
-func publishRedis(ctx context.Context, url, prefix string, hist historyFlags, msg pubsub.Message) (string, error) {
+func publishRedis(ctx context.Context, rc pubsub.RedisConfig, prefix string, hist historyFlags, msg pubsub.Message) (string, error) {
 	keys, err := pubsub.NewKeys(prefix)
 	if err != nil {
 		return "", err
 	}
-	opts, err := redis.ParseURL(url)
+	rdb, topology, err := rc.Client()
 	if err != nil {
-		return "", fmt.Errorf("--redis-url: %w", err)
+		return "", fmt.Errorf("redis: %w", err)
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	return pubsub.NewPublisher(rdb, hist.publisher(keys, 0)).Publish(ctx, msg)
+	pcfg := hist.publisher(keys, 0)
+	pcfg.Sharded = topology == pubsub.Cluster
+	return pubsub.NewPublisher(rdb, pcfg).Publish(ctx, msg)
 }
 
 func publishHTTP(ctx context.Context, base string, msg pubsub.Message) (string, error) {

@@ -68,8 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.node.Auth = v
 	}
 
-	redisURL := cfg.redisURL
-	if redisURL == "" {
+	rc := cfg.redis.config()
+	if !rc.Configured() {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("start embedded redis: %w", err)
@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer mr.Close()
 		stopClock := embeddedClock(mr)
 		defer stopClock()
-		redisURL = "redis://" + mr.Addr()
+		rc = pubsub.RedisConfig{URL: "redis://" + mr.Addr()}
 		access := "Anyone may subscribe and publish."
 		if cfg.node.Auth == nil {
 			cfg.node.AllowAnonymous = true
@@ -91,18 +91,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Warn().Msg("--insecure-no-auth: anyone who can reach this node may subscribe to and publish on any topic")
 	}
 
-	opts, err := redis.ParseURL(redisURL)
+	rdb, topology, err := rc.Client()
 	if err != nil {
-		return fmt.Errorf("--redis-url: %w", err)
+		return fmt.Errorf("redis: %w", err)
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 
-	pub := pubsub.NewPublisher(rdb, cfg.history.publisher(keys, cfg.node.MaxTopicLen))
-	sub := pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{
-		Keys:   keys,
-		Logger: logger.With().Str("component", "pubsub").Logger(),
-	})
+	pcfg := cfg.history.publisher(keys, cfg.node.MaxTopicLen)
+	pcfg.Sharded = topology == pubsub.Cluster
+	scfg := pubsub.SubscriberConfig{Keys: keys, Logger: logger.With().Str("component", "pubsub").Logger()}
+	var sub gateway.Subscriber
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		sub = pubsub.NewShardedSubscriber(cc, scfg)
+	} else {
+		sub = pubsub.NewSubscriber(rdb, scfg)
+	}
+	pub := pubsub.NewPublisher(rdb, pcfg)
 	srv, err := gateway.NewServer(cfg.node, gateway.Deps{
 		Publisher:  pub,
 		Subscriber: sub,
@@ -129,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		logger.Warn().Err(err).Str("redis", opts.Addr).Msg("redis is not reachable yet; streams wait for it and /readyz fails until it is")
+		logger.Warn().Err(err).Str("redis", rc.Describe()).Msg("redis is not reachable yet; streams wait for it and /readyz fails until it is")
 	}
 	cancel()
 	scheme := "http"
@@ -137,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		scheme = "https"
 	}
 	logger.Info().Str("addr", ln.Addr().String()).Str("scheme", scheme).Bool("h2c", cfg.node.H2C).
-		Str("redis", opts.Addr).Str("prefix", keys.Prefix()).Msg("listening")
+		Str("redis", rc.Describe()).Stringer("topology", topology).Str("prefix", keys.Prefix()).Msg("listening")
 	return srv.Serve(ctx, ln)
 }
 

@@ -22,6 +22,7 @@ type Server struct {
 	tb   testing.TB
 	port int
 	dir  string
+	conf string // a config file to start with, if any
 	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -71,8 +72,13 @@ func FreePort(tb testing.TB) int {
 
 func (s *Server) launch() {
 	s.tb.Helper()
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--daemonize", "no", "--loglevel", "warning", "--logfile", ""}, s.args...)
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
+		"--daemonize", "no", "--loglevel", "warning", "--logfile", "")
+	args = append(args, s.args...)
 	cmd := exec.Command("redis-server", args...)
 	logf, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
