@@ -34,10 +34,12 @@ lint:
 build:
 	$(GO) build -o bin/gateway ./cmd/gateway
 
-## bench: the Go micro-benchmarks (encoder, cursor, hub fan-out, queue, patterns) with allocations
+## bench: the Go micro-benchmarks (encoder, cursor, hub fan-out, queue, patterns) with allocations,
+## then publish and fan-in throughput on one real Redis and on a 3-primary Redis Cluster
 BENCHTIME ?= 1s
-bench:
+bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 ./gateway/ ./auth/
+	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./pubsub/
 
 ## fuzz: run every fuzz target for a while each (FUZZTIME, default 2m)
 FUZZTIME ?= 2m

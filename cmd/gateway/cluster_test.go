@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -151,7 +150,12 @@ func migrateSlot(t *testing.T, c *redistest.Cluster, slot int, src, dst *rediste
 // the gateway follows it. Same assertions as the cluster failover.
 func TestRun_sentinel_failover(t *testing.T) {
 	s := redistest.StartSentinel(t)
-	n := startRun(t, clusterEnv(s.URL()))
+	// The explicit settings, rather than a redis-sentinel:// URL.
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_SENTINEL_MASTER": s.Name,
+		"GATEWAY_REDIS_SENTINEL_ADDRS": strings.Join(s.Addrs(), ","), "GATEWAY_INSECURE_NO_AUTH": "true", "GATEWAY_RETRY": "100ms"})
+	if !strings.Contains(n.logs.String(), `"topology":"sentinel"`) {
+		t.Fatalf("not on Sentinel:\n%s", n.logs)
+	}
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.Name, SentinelAddrs: s.Addrs()})
 	defer rdb.Close()
 	topics := []string{"s-a", "s-b", "s-c"}
@@ -169,5 +173,5 @@ func TestRun_sentinel_failover(t *testing.T) {
 	for _, k := range lost {
 		total += k
 	}
-	t.Log(fmt.Sprintf("outcome: %d acknowledged writes lost in the Sentinel failover", total))
+	t.Logf("outcome: %d acknowledged writes lost in the Sentinel failover", total)
 }
