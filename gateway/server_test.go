@@ -38,7 +38,13 @@ type testNode struct {
 
 // buildNode builds a Server on miniredis with the real publisher, subscriber
 // and store.
-func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, logger ...zerolog.Logger) *testNode {
+// nodeOptions are buildNode's less common settings.
+type nodeOptions struct {
+	logger       zerolog.Logger
+	pingInterval time.Duration // the subscriber's; 50ms
+}
+
+func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...func(*nodeOptions)) *testNode {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
@@ -46,6 +52,10 @@ func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, logger ...
 	keys, _ := pubsub.NewKeys("t:")
 	pcfg.Keys = keys
 	pub := pubsub.NewPublisher(rdb, pcfg)
+	o := nodeOptions{logger: zerolog.Nop(), pingInterval: 50 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
 	cfg.AllowAnonymous = cfg.Auth == nil
 	if cfg.UnsubscribeGrace == 0 {
 		cfg.UnsubscribeGrace = 50 * time.Millisecond
@@ -56,10 +66,10 @@ func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, logger ...
 	srv, err := NewServer(cfg, Deps{
 		Publisher: pub,
 		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop(),
-			PingInterval: 50 * time.Millisecond}),
+			PingInterval: o.pingInterval}),
 		History: replay.NewRedisStore(rdb, keys),
 		Ping:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		Logger:  append(logger, zerolog.Nop())[0],
+		Logger:  o.logger,
 	})
 	if err != nil {
 		t.Fatal(err)
