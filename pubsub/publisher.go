@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -64,6 +65,7 @@ type Publisher struct {
 	maxAge  string
 	command string
 	idemTTL string
+	loaded  atomic.Bool // the script is known to be in Redis's cache (for PublishMany)
 }
 
 // NewPublisher returns a Publisher that runs the script on rdb.
@@ -135,6 +137,72 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 		return "", fmt.Errorf("pubsub: publish to %q: %w", m.Topic, err)
 	}
 	return id, nil
+}
+
+// pipeliner is what PublishMany needs of a client beyond redis.Scripter;
+// every go-redis client has it.
+type pipeliner interface {
+	Pipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error)
+}
+
+// PublishMany publishes msgs in one round trip (a pipeline of EVALSHA; on
+// a cluster, one per shard), in order: events of one topic get increasing
+// ids in the order given. It returns each message's id, "" for the ones
+// that failed, and the errors joined. Messages are validated first; an
+// invalid one fails the whole call and nothing is published.
+func (p *Publisher) PublishMany(ctx context.Context, msgs []Message) ([]string, error) {
+	for i, m := range msgs {
+		if err := p.Validate(m); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+	}
+	pl, ok := p.rdb.(pipeliner)
+	if !ok {
+		ids := make([]string, len(msgs))
+		var errs []error
+		for i, m := range msgs {
+			id, err := p.Publish(ctx, m)
+			ids[i] = id
+			errs = append(errs, err)
+		}
+		return ids, errors.Join(errs...)
+	}
+	// Load the script first: a pipeline cannot fall back from EVALSHA to
+	// EVAL per command without reordering a topic's events.
+	if !p.loaded.Load() {
+		if err := p.script.Load(ctx, p.rdb).Err(); err != nil {
+			return make([]string, len(msgs)), fmt.Errorf("pubsub: load the publish script: %w", err)
+		}
+		p.loaded.Store(true)
+	}
+	k := p.cfg.Keys
+	cmds := make([]*redis.Cmd, len(msgs))
+	_, _ = pl.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, m := range msgs {
+			key := m.IdempotencyKey
+			if key == "" {
+				key = rand.Text()
+			}
+			cmds[i] = p.script.EvalSha(ctx, pipe,
+				[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
+				m.Type, m.Data, p.maxLen, p.maxAge, p.command, p.idemTTL)
+		}
+		return nil
+	})
+	ids := make([]string, len(msgs))
+	var errs []error
+	for i, c := range cmds {
+		id, err := c.Text()
+		if err != nil {
+			if redis.HasErrorPrefix(err, "NOSCRIPT") {
+				p.loaded.Store(false) // the script cache was flushed: load it next time
+			}
+			errs = append(errs, fmt.Errorf("pubsub: publish to %q: %w", msgs[i].Topic, err))
+			continue
+		}
+		ids[i] = id
+	}
+	return ids, errors.Join(errs...)
 }
 
 // stateReloader is *redis.ClusterClient's slot map reload.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -374,6 +375,55 @@ func TestPublisher_Publish_idempotent(t *testing.T) {
 			}
 			if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "x", IdempotencyKey: "bad key!"}); !errors.Is(err, pubsub.ErrInvalid) {
 				t.Fatalf("bad key: %v", err)
+			}
+		})
+	}
+}
+
+// TestPublisher_PublishMany: a pipelined batch publishes in order per topic,
+// each event naming the previous one; after the script cache is flushed
+// the batch fails (nothing reordered) and the next one works.
+func TestPublisher_PublishMany(t *testing.T) {
+	for name, rdb := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			keys, _ := pubsub.NewKeys("m:")
+			p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+			var msgs []pubsub.Message
+			for i := range 90 {
+				msgs = append(msgs, pubsub.Message{Topic: fmt.Sprintf("t%d", i%3), Data: strconv.Itoa(i)})
+			}
+			ids, err := p.PublishMany(ctx, msgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for tp := range 3 {
+				entries := rdb.XRange(ctx, keys.Stream(fmt.Sprintf("t%d", tp)), "-", "+").Val()
+				if len(entries) != 30 {
+					t.Fatalf("t%d: %d entries", tp, len(entries))
+				}
+				prev := "0-0"
+				for j, e := range entries {
+					i := j*3 + tp
+					if e.ID != ids[i] || e.Values["d"] != strconv.Itoa(i) || e.Values["p"] != prev {
+						t.Fatalf("t%d entry %d: %v, want id %s data %d prev %s", tp, j, e, ids[i], i, prev)
+					}
+					prev = e.ID
+				}
+			}
+			if _, err := p.PublishMany(ctx, []pubsub.Message{{Topic: "ok"}, {Topic: "bad topic"}}); !errors.Is(err, pubsub.ErrInvalid) {
+				t.Fatalf("an invalid message: %v", err)
+			}
+			if n := rdb.Exists(ctx, keys.Stream("ok")).Val(); n != 0 {
+				t.Fatal("a batch with an invalid message published some of it")
+			}
+			rdb.ScriptFlush(ctx)
+			ids, err = p.PublishMany(ctx, msgs[:2])
+			if err == nil || ids[0] != "" || ids[1] != "" {
+				t.Fatalf("after SCRIPT FLUSH: %v %v", ids, err)
+			}
+			if _, err := p.PublishMany(ctx, msgs[:2]); err != nil {
+				t.Fatalf("the next batch: %v", err)
 			}
 		})
 	}
