@@ -35,11 +35,14 @@ build:
 	$(GO) build -o bin/gateway ./cmd/gateway
 
 ## bench: the Go micro-benchmarks (encoder, cursor, hub fan-out, queue, patterns) with allocations,
-## then publish and fan-in throughput on one real Redis and on a 3-primary Redis Cluster
+## publish and fan-in throughput on one real Redis and on a 3-primary Redis Cluster, then the load
+## scenarios (cmd/ssebench suite) against a node and Redis started locally, printed as one table
 BENCHTIME ?= 1s
+SUITEFLAGS ?=
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 ./gateway/ ./auth/
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./pubsub/
+	$(GO) run ./cmd/ssebench suite $(SUITEFLAGS)
 
 ## fuzz: run every fuzz target for a while each (FUZZTIME, default 2m)
 FUZZTIME ?= 2m

@@ -44,31 +44,59 @@ func (s *Server) handleEvents(c echo.Context) error {
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-
 	st := &stream{
 		s:       s,
-		w:       w,
-		rc:      http.NewResponseController(w),
 		conn:    newConn(topics, s.cfg.MaxQueueBytes),
 		stop:    make(chan closeReason, 1),
 		done:    make(chan struct{}),
 		expires: expires,
+		client:  c.RealIP(),
 	}
+	proto := req.Proto
+	// An HTTP/1.x stream is taken over from net/http and runs on a
+	// goroutine of its own while the handler returns, so net/http lets go
+	// of the connection's buffers and its goroutine: an idle stream then
+	// costs its own goroutine, a small reader goroutine and its state.
+	// Registered before the takeover, while Shutdown still waits for this
+	// request, so Serve's wait for detached streams cannot miss it.
+	s.detached.Add(1)
+	if out, ctx, stop, ok := takeOver(req.Context(), w, req); ok {
+		st.out, st.abort = out, stop
+		go func() {
+			defer s.detached.Done()
+			defer stop()
+			st.run(ctx, cursor, proto)
+		}()
+		return nil
+	}
+	s.detached.Done()
+	w.WriteHeader(http.StatusOK)
+	st.out = responseSink{w: w, rc: http.NewResponseController(w)}
+	st.run(req.Context(), cursor, proto)
+	return nil
+}
+
+// run serves the stream until it ends, with its metrics and its two log
+// lines: one when it opens and one when it closes, at info; never the
+// token or the cursor.
+func (st *stream) run(ctx context.Context, cursor, proto string) {
+	s := st.s
 	defer close(st.done)
-	// One line when a stream opens and one when it closes, at info; never
-	// the token or the cursor.
-	st.log = s.log.With().Str("component", "stream").Strs("topics", topics).Str("client", c.RealIP()).Logger()
-	st.log.Info().Bool("resume", cursor != "").Str("proto", req.Proto).Msg("stream opened")
+	st.logger().Info().Bool("resume", cursor != "").Str("proto", proto).Msg("stream opened")
 	started := time.Now()
 	s.m.open.Inc()
 	s.m.opened.Inc()
-	reason := st.serve(req.Context(), cursor)
+	reason := st.serve(ctx, cursor)
 	s.m.open.Dec()
 	s.m.closed.WithLabelValues(reason.String()).Inc()
-	st.log.Info().Stringer("reason", reason).Dur("duration", time.Since(started)).
+	st.logger().Info().Stringer("reason", reason).Dur("duration", time.Since(started)).
 		Int64("events", st.sentEvents).Int64("bytes", st.sentBytes).Msg("stream closed")
-	return nil
+}
+
+// logger is the stream's logger, built when needed rather than kept.
+func (st *stream) logger() *zerolog.Logger {
+	l := st.s.log.With().Str("component", "stream").Strs("topics", st.conn.topics).Str("client", st.client).Logger()
+	return &l
 }
 
 // parseTopics validates the topic parameters and returns them sorted and
@@ -98,17 +126,18 @@ func (s *Server) parseTopics(raw []string) ([]string, error) {
 // stream is one open SSE response and its writer. Everything here runs on
 // the request's goroutine, which is the stream's only writer.
 type stream struct {
-	s    *Server
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	conn *conn
-	log  zerolog.Logger
+	s      *Server
+	out    sink
+	abort  func() // closes a taken-over connection; nil otherwise
+	conn   *conn
+	client string // the client's address, for the log
 
 	pos       []replay.ID // per topic: the newest event this client has been sent
 	buf       []byte      // bytes waiting for the next write
 	events    int         // events in buf, counted into the metrics at the flush
 	liveMs    uint64      // id time of the oldest live event in buf; 0 if none
 	lastWrite time.Time
+	rearmAt   time.Time // when the write deadline must be set again
 
 	sentEvents, sentBytes int64  // over the stream's life, for its close log line
 	replayResult          string // how the resume went, for replays_total
@@ -140,19 +169,18 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 		return st.bye(why)
 	}
 	defer s.unregister(st)
-	var maxAge, tokenExpiry <-chan time.Time
+	// The stream's deadlines ask it to end like a drain does, through
+	// st.stop, which keeps the loop's select small: it runs once per write.
 	if s.cfg.MaxConnectionAge > 0 {
 		age := s.cfg.MaxConnectionAge + rand.N(s.cfg.MaxConnectionAge/5+1)
-		t := time.NewTimer(age)
+		t := time.AfterFunc(age, func() { st.kick(closeMaxAge) })
 		defer t.Stop()
-		maxAge = t.C
 	}
 	if !st.expires.IsZero() {
 		// Revocation by expiry: the client reconnects with a fresh token
 		// (a refreshed cookie) or is refused.
-		t := time.NewTimer(time.Until(st.expires))
+		t := time.AfterFunc(time.Until(st.expires), func() { st.kick(closeTokenExpired) })
 		defer t.Stop()
-		tokenExpiry = t.C
 	}
 	st.buf = appendRetry(st.buf, s.cfg.Retry.Milliseconds())
 	if st.flush() != nil {
@@ -168,54 +196,72 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
 
-	// One loop, two phases, switched by nil channels: first wait for each
-	// topic's position (heartbeats go on meanwhile: Redis may be down), then
-	// resume, then write what the hub queues.
-	waitIdx := 0
-	ready := ts[0].ready
-	var notify <-chan struct{}
-	for {
-		select {
-		case <-ready:
-			if waitIdx++; waitIdx < len(ts) {
-				ready = ts[waitIdx].ready
-				continue
+	// First wait for each topic's position (heartbeats go on meanwhile:
+	// Redis may be down), then resume, then write what the hub queues.
+	for _, t := range ts {
+	wait:
+		for {
+			select {
+			case <-t.ready:
+				break wait
+			case <-ctx.Done():
+				return closeClient
+			case r := <-st.stop:
+				return st.bye(r)
+			case <-hb.C:
+				if st.heartbeat() != nil {
+					return st.writeFailed()
+				}
 			}
-			ready = nil
-			if r, ok := st.resume(ctx, cursor, ts); !ok {
-				return r
-			}
-			notify = st.conn.notify
-			continue
-		case <-ctx.Done():
-			return closeClient
-		case r := <-st.stop:
-			return st.bye(r)
-		case <-maxAge:
-			return st.bye(closeMaxAge)
-		case <-tokenExpiry:
-			return st.bye(closeTokenExpired)
-		case <-hb.C:
-			if time.Since(st.lastWrite) < s.cfg.Heartbeat/2 {
-				continue
-			}
-			st.buf = append(st.buf, heartbeat...)
-			s.m.heartbeats.Inc()
-		case <-notify:
-			items, evicted := st.conn.take()
-			if evicted {
-				st.conn.recycle(items)
-				return st.bye(closeSlow)
-			}
-			for _, q := range items {
-				st.appendFrame(q.f, q.idx)
-			}
-			st.conn.recycle(items)
-		}
-		if st.flush() != nil {
-			return st.writeFailed()
 		}
 	}
+	if r, ok := st.resume(ctx, cursor, ts); !ok {
+		return r
+	}
+	for {
+		select {
+		case <-st.conn.notify:
+			if r, ok := st.writeQueued(); !ok {
+				return r
+			}
+		case <-hb.C:
+			if st.heartbeat() != nil {
+				return st.writeFailed()
+			}
+		case r := <-st.stop:
+			return st.bye(r)
+		case <-ctx.Done():
+			return closeClient
+		}
+	}
+}
+
+// writeQueued writes everything queued for the stream. It reports why the
+// stream must end, if it must: evicted, or a failed write.
+func (st *stream) writeQueued() (closeReason, bool) {
+	items, evicted := st.conn.take()
+	if evicted {
+		st.conn.recycle(items)
+		return st.bye(closeSlow), false
+	}
+	for _, q := range items {
+		st.appendFrame(q.f, q.idx)
+	}
+	st.conn.recycle(items)
+	if st.flush() != nil {
+		return st.writeFailed(), false
+	}
+	return 0, true
+}
+
+// heartbeat writes a comment line unless the stream wrote recently.
+func (st *stream) heartbeat() error {
+	if time.Since(st.lastWrite) < st.s.cfg.Heartbeat/2 {
+		return nil
+	}
+	st.buf = append(st.buf, heartbeat...)
+	st.s.m.heartbeats.Inc()
+	return st.flush()
 }
 
 // writeFailed names why a write failed: a client too slow to take what it
@@ -275,7 +321,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 			// are skipped, if the position is real.
 			ok, err := s.hist.Contains(ctx, topic, sp.id)
 			if err != nil {
-				st.log.Warn().Err(err).Msg("resume: checking a cursor failed")
+				st.logger().Warn().Err(err).Msg("resume: checking a cursor failed")
 				return st.bye(closeRedis), false
 			}
 			if ok {
@@ -289,7 +335,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 			case errors.Is(err, replay.ErrHistoryLost):
 				lost["trimmed"] = append(lost["trimmed"], i)
 			case err != nil:
-				st.log.Warn().Err(err).Msg("resume: reading history failed")
+				st.logger().Warn().Err(err).Msg("resume: reading history failed")
 				return st.bye(closeRedis), false
 			default:
 				st.pos[i] = sp.id
@@ -333,7 +379,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 				break
 			}
 			if err != nil {
-				st.log.Warn().Err(err).Msg("resume: reading history failed")
+				st.logger().Warn().Err(err).Msg("resume: reading history failed")
 				return st.bye(closeRedis), false
 			}
 		}
@@ -382,7 +428,7 @@ func (st *stream) appendFrame(f *frame, i int) {
 	if f.prev != p {
 		// The hub delivers each topic gap-free, so this is a bug; say so
 		// in-band rather than skip events silently.
-		st.log.Error().Str("topic", st.conn.topics[i]).Stringer("have", p).Stringer("prev", f.prev).
+		st.logger().Error().Str("topic", st.conn.topics[i]).Stringer("have", p).Stringer("prev", f.prev).
 			Stringer("id", f.id).Msg("event does not follow the stream's position")
 		st.pos[i] = f.prev
 		st.appendLost([]int{i}, "gap")
@@ -435,11 +481,13 @@ func (st *stream) flushWithin(d time.Duration) error {
 		return nil
 	}
 	now := time.Now()
-	_ = st.rc.SetWriteDeadline(now.Add(d))
-	n, err := st.w.Write(st.buf)
-	if err == nil {
-		err = st.rc.Flush()
+	// Setting a deadline costs a timer update; re-arm it only once half of
+	// it has passed, so each write still gets at least d/2.
+	if d != st.s.cfg.WriteTimeout || !now.Before(st.rearmAt) {
+		_ = st.out.setWriteDeadline(now.Add(d))
+		st.rearmAt = now.Add(d / 2)
 	}
+	n, err := st.out.write(st.buf)
 	// Shared counters are touched once per flush, not once per event: with
 	// many streams a per-event increment would be contended on every delivery.
 	// Events of a failed write count as not delivered, though some of them

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -439,4 +440,39 @@ func TestServer_publish_idempotencyKey(t *testing.T) {
 	if c, b := post("no spaces"); c != 400 || !strings.Contains(b, "idempotency key") {
 		t.Fatalf("bad key: %d %s", c, b)
 	}
+}
+
+// TestServer_events_takenOverConnection: an HTTP/1.1 stream is written
+// straight to the socket: no chunked framing, Connection: close, the
+// response's headers as set (CORS included); and a client that goes away
+// is noticed at once, though net/http no longer watches the connection.
+func TestServer_events_takenOverConnection(t *testing.T) {
+	n := startNode(t, Config{CORSOrigins: []string{"https://app.example"}}, pubsub.PublisherConfig{})
+	u, _ := url.Parse(eventsURL(n.url, "raw"))
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nOrigin: https://app.example\r\n\r\n", u.RequestURI(), u.Host)
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || len(res.TransferEncoding) != 0 || !res.Close ||
+		res.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" ||
+		res.Header.Get("Access-Control-Allow-Origin") != "https://app.example" || res.Header.Get("Date") == "" {
+		t.Fatalf("response %d %v close=%v %v", res.StatusCode, res.TransferEncoding, res.Close, res.Header)
+	}
+	n.waitStreams(t, 1)
+	id := n.publish(t, "raw", "hello")
+	p := sseclient.NewParser(res.Body, "")
+	if ev, err := p.Next(); err != nil || ev.Data != "hello" || ev.LastEventID != id {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	c.Close()
+	waitFor(t, "the stream to notice its client left", func() bool {
+		return testGauge(n.srv.m.open) == 0 && testGauge(n.srv.m.closed.WithLabelValues("client")) == 1
+	})
 }

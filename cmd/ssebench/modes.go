@@ -1,0 +1,409 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ssegateway/ssegateway/pubsub"
+)
+
+func kib(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// idleResult is the memory cost of idle connections.
+type idleResult struct {
+	Conns, Failed int64
+	Before, After int64 // server RSS, bytes
+	PerConn       float64
+	FirstErr      string
+}
+
+func doIdle(t *target, conns int, topic string, settle time.Duration) (idleResult, error) {
+	var r idleResult
+	before, _ := readProc(t.pid)
+	ws, err := t.spawn(job{Mode: "idle", URL: t.url, Paths: []string{fmt.Sprintf(t.path, topic)}}, conns)
+	if err != nil {
+		return r, err
+	}
+	defer ws.close()
+	rep, err := ws.collect(5 * time.Minute)
+	if err != nil {
+		return r, err
+	}
+	time.Sleep(settle)
+	after, _ := readProc(t.pid)
+	ws.send("stop -1")
+	_, _ = ws.collect(time.Minute)
+	r = idleResult{Conns: rep.Opened, Failed: rep.Failed, Before: before.RSS, After: after.RSS, FirstErr: rep.FirstErr}
+	if rep.Opened > 0 {
+		r.PerConn = float64(after.RSS-before.RSS) / float64(rep.Opened)
+	}
+	return r, nil
+}
+
+func cmdIdle(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ssebench idle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var t target
+	t.register(fs)
+	conns := fs.Int("conns", 10000, "idle streams to open")
+	topic := fs.String("topic", "idle", "topic of every stream")
+	settle := fs.Duration("settle", 5*time.Second, "wait this long after the last connect before reading the RSS")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := doIdle(&t, *conns, *topic, *settle)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "streams open %d (failed %d %s)\n", r.Conns, r.Failed, r.FirstErr)
+	if t.pid != 0 {
+		fmt.Fprintf(stdout, "server RSS %s before, %s after: %s per stream\n", kib(float64(r.Before)), kib(float64(r.After)), kib(r.PerConn))
+	}
+	return nil
+}
+
+// fanoutResult is one fan-out run.
+type fanoutResult struct {
+	Subs, Opened        int64
+	Offered, Achieved   float64 // events per second
+	Published           int64
+	Expected, Received  int64 // deliveries
+	Lost, Dupes         int64
+	Reconnects          int64
+	P50, P99, Max       time.Duration
+	CPU                 time.Duration // server CPU over the publishing window
+	Window              time.Duration
+	PeakRSS             int64
+	PublishP99          time.Duration
+	PublishErrs         int64
+	Evicted, Throttled  float64
+	FirstErr, PubErrMsg string
+}
+
+func doFanout(ctx context.Context, t *target, subs int, rate float64, dur time.Duration, size int, topic string, publishers int, drain time.Duration) (fanoutResult, error) {
+	r := fanoutResult{Subs: int64(subs), Offered: rate}
+	ws, err := t.spawn(job{Mode: "fanout", URL: t.url, Paths: []string{fmt.Sprintf(t.path, topic)}}, subs)
+	if err != nil {
+		return r, err
+	}
+	defer ws.close()
+	ready, err := ws.collect(5 * time.Minute)
+	if err != nil {
+		return r, err
+	}
+	r.Opened, r.FirstErr = ready.Opened, ready.FirstErr
+	time.Sleep(time.Second) // every stream joins its topic
+	evicted0 := metric(t.metricURL, "ssegateway_connections_closed_total", `reason="slow"`)
+
+	// Watch the server's memory while it works.
+	stopWatch := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if st, err := readProc(t.pid); err == nil {
+				r.PeakRSS = max(r.PeakRSS, st.RSS)
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+
+	pub := newPublisher(t, topic, size, publishers)
+	total := int64(rate * dur.Seconds())
+	seqs := make(chan int64, 1024)
+	stats := &pubStats{lat: newHist()}
+	var pwg sync.WaitGroup
+	for range publishers {
+		pwg.Go(func() {
+			for seq := range seqs {
+				t0 := time.Now()
+				_, err := pub.send(ctx, seq)
+				stats.lat.add(time.Since(t0))
+				if err != nil {
+					stats.mu.Lock()
+					stats.errs++
+					stats.lastErr = err
+					stats.mu.Unlock()
+				}
+			}
+		})
+	}
+	cpu0, _ := readProc(t.pid)
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	for seq := int64(0); seq < total && ctx.Err() == nil; seq++ {
+		if d := time.Until(start.Add(time.Duration(seq) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		seqs <- seq
+	}
+	close(seqs)
+	pwg.Wait()
+	r.Window = time.Since(start)
+	cpu1, _ := readProc(t.pid)
+	r.CPU = cpu1.CPU - cpu0.CPU
+	r.Published = total
+	r.Achieved = float64(total) / r.Window.Seconds()
+	r.PublishP99 = stats.lat.quantile(0.99)
+	r.PublishErrs = stats.errs
+	if stats.lastErr != nil {
+		r.PubErrMsg = stats.lastErr.Error()
+	}
+
+	time.Sleep(drain)
+	close(stopWatch)
+	watch.Wait()
+	ws.send("stop " + strconv.FormatInt(total, 10))
+	res, err := ws.collect(5 * time.Minute)
+	if err != nil {
+		return r, err
+	}
+	r.Expected = int64(subs) * total
+	r.Received = res.Events - res.Dupes
+	r.Lost, r.Dupes, r.Reconnects = res.Lost, res.Dupes, res.Reconnects
+	r.P50, r.P99, r.Max = res.Latency.quantile(0.5), res.Latency.quantile(0.99), time.Duration(res.Latency.Max)
+	if e1 := metric(t.metricURL, "ssegateway_connections_closed_total", `reason="slow"`); e1 >= 0 && evicted0 >= 0 {
+		r.Evicted = e1 - evicted0
+	}
+	return r, nil
+}
+
+func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ssebench fanout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var t target
+	t.register(fs)
+	subs := fs.Int("subs", 1000, "subscribers")
+	rate := fs.Float64("rate", 200, "events published per second")
+	dur := fs.Duration("duration", 10*time.Second, "how long to publish")
+	size := fs.Int("size", 64, "event data bytes")
+	topic := fs.String("topic", "fanout", "topic")
+	publishers := fs.Int("publishers", 1, "concurrent publish requests (1 keeps the events in order)")
+	drain := fs.Duration("drain", 5*time.Second, "wait after publishing before counting")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := doFanout(ctx, &t, *subs, *rate, *dur, *size, *topic, *publishers, *drain)
+	if err != nil {
+		return err
+	}
+	printFanout(stdout, r)
+	return nil
+}
+
+func printFanout(w io.Writer, r fanoutResult) {
+	fmt.Fprintf(w, "subscribers %d/%d open; published %d at %.1f/s (offered %.0f/s; publish p99 %s, %d errors %s)\n",
+		r.Opened, r.Subs, r.Published, r.Achieved, r.Offered, ms(r.PublishP99), r.PublishErrs, r.PubErrMsg)
+	fmt.Fprintf(w, "deliveries %d of %d: lost %d, duplicated %d; reconnects %d, evicted %v\n",
+		r.Received, r.Expected, r.Lost, r.Dupes, r.Reconnects, r.Evicted)
+	fmt.Fprintf(w, "latency p50 %s p99 %s max %s\n", ms(r.P50), ms(r.P99), ms(r.Max))
+	if r.CPU > 0 || r.PeakRSS > 0 {
+		fmt.Fprintf(w, "server CPU %.2f s over %.1f s; peak RSS %s\n", r.CPU.Seconds(), r.Window.Seconds(), kib(float64(r.PeakRSS)))
+	}
+}
+
+// stormResult is many clients resuming from one cursor at once.
+type stormResult struct {
+	Clients, Done    int64
+	Events           int64
+	Lost, Dupes      int64
+	P50, P99, Max    time.Duration
+	OwnReads, Shared float64
+	FirstErr         string
+}
+
+func doStorm(ctx context.Context, t *target, clients, events, size int, topic string) (stormResult, error) {
+	r := stormResult{Clients: int64(clients), Events: int64(events)}
+	pub := newPublisher(t, topic, size, 1)
+	var first string
+	for seq := range int64(events) + 1 {
+		b, err := pub.send(ctx, seq)
+		if err != nil {
+			return r, err
+		}
+		if seq == 0 {
+			var resp struct{ ID string }
+			if err := json.Unmarshal(b, &resp); err != nil || resp.ID == "" {
+				return r, fmt.Errorf("the publish answer %q has no id", b)
+			}
+			first = resp.ID
+		}
+	}
+	own0 := metric(t.metricURL, "ssegateway_replay_reads_total", `shared="false"`)
+	shared0 := metric(t.metricURL, "ssegateway_replay_reads_total", `shared="true"`)
+	ws, err := t.spawn(job{Mode: "storm", URL: t.url, Paths: []string{fmt.Sprintf(t.path, topic)}, LastID: first, Expect: int64(events)}, clients)
+	if err != nil {
+		return r, err
+	}
+	defer ws.close()
+	if _, err := ws.collect(time.Minute); err != nil { // every worker prepared
+		return r, err
+	}
+	ws.send("go")
+	res, err := ws.collect(2 * time.Minute)
+	if err != nil {
+		return r, err
+	}
+	r.Done, r.Lost, r.Dupes, r.FirstErr = res.Done, res.Lost, res.Dupes, res.FirstErr
+	r.P50, r.P99, r.Max = res.Latency.quantile(0.5), res.Latency.quantile(0.99), time.Duration(res.Latency.Max)
+	if own0 >= 0 {
+		r.OwnReads = metric(t.metricURL, "ssegateway_replay_reads_total", `shared="false"`) - own0
+		r.Shared = metric(t.metricURL, "ssegateway_replay_reads_total", `shared="true"`) - shared0
+	}
+	return r, nil
+}
+
+func cmdStorm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ssebench storm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var t target
+	t.register(fs)
+	clients := fs.Int("clients", 1000, "clients reconnecting at once")
+	events := fs.Int("events", 1000, "events each has missed")
+	size := fs.Int("size", 64, "event data bytes")
+	topic := fs.String("topic", fmt.Sprintf("storm-%d", time.Now().UnixNano()), "topic (fresh by default)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := doStorm(ctx, &t, *clients, *events, *size, *topic)
+	if err != nil {
+		return err
+	}
+	printStorm(stdout, r)
+	return nil
+}
+
+func printStorm(w io.Writer, r stormResult) {
+	fmt.Fprintf(w, "%d of %d clients got all %d missed events; lost %d, duplicated %d %s\n",
+		r.Done, r.Clients, r.Events, r.Lost, r.Dupes, r.FirstErr)
+	fmt.Fprintf(w, "time to complete: p50 %s p99 %s max %s\n", ms(r.P50), ms(r.P99), ms(r.Max))
+	if r.OwnReads >= 0 {
+		fmt.Fprintf(w, "history reads: %.0f made, %.0f shared\n", r.OwnReads, r.Shared)
+	}
+}
+
+// publishResult is a publish throughput run.
+type publishResult struct {
+	Rate   float64
+	N      int64
+	Errors int64
+	Err    string
+}
+
+func doPublishHTTP(ctx context.Context, t *target, conc int, dur time.Duration, size, topics int) publishResult {
+	pubs := make([]*publisher, topics)
+	shared := newPublisher(t, "", size, conc)
+	for i := range pubs {
+		pubs[i] = &publisher{t: t, hc: shared.hc, topic: fmt.Sprintf("pub-%d", i), size: size}
+	}
+	var n, errs atomic.Int64
+	var lastErr atomic.Value
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for c := range conc {
+		wg.Go(func() {
+			for i := int64(c); time.Now().Before(deadline) && ctx.Err() == nil; i += int64(conc) {
+				if _, err := pubs[i%int64(topics)].send(ctx, i); err != nil {
+					errs.Add(1)
+					lastErr.Store(err.Error())
+					continue
+				}
+				n.Add(1)
+			}
+		})
+	}
+	start := time.Now()
+	wg.Wait()
+	r := publishResult{N: n.Load(), Errors: errs.Load(), Rate: float64(n.Load()) / time.Since(start).Seconds()}
+	if e, ok := lastErr.Load().(string); ok {
+		r.Err = e
+	}
+	return r
+}
+
+func doPublishRedis(ctx context.Context, redisURL string, conc int, dur time.Duration, size, topics, batch int) (publishResult, error) {
+	rdb, topo, err := pubsub.RedisConfig{URL: redisURL}.Client()
+	if err != nil {
+		return publishResult{}, err
+	}
+	defer rdb.Close()
+	keys, _ := pubsub.NewKeys(pubsub.DefaultPrefix)
+	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys, Sharded: topo == pubsub.Cluster})
+	p := &publisher{size: size}
+	var n, errs atomic.Int64
+	var lastErr atomic.Value
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range conc {
+		wg.Go(func() {
+			msgs := make([]pubsub.Message, batch)
+			for i := int64(c); time.Now().Before(deadline) && ctx.Err() == nil; i += int64(conc) {
+				for k := range msgs {
+					msgs[k] = pubsub.Message{Topic: fmt.Sprintf("pub-%d", (int(i)*batch+k)%topics), Data: p.data(i)}
+				}
+				ids, err := pub.PublishMany(ctx, msgs)
+				for _, id := range ids {
+					if id != "" {
+						n.Add(1)
+					}
+				}
+				if err != nil {
+					errs.Add(1)
+					lastErr.Store(err.Error())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	r := publishResult{N: n.Load(), Errors: errs.Load(), Rate: float64(n.Load()) / time.Since(start).Seconds()}
+	if e, ok := lastErr.Load().(string); ok {
+		r.Err = e
+	}
+	return r, nil
+}
+
+func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ssebench publish", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var t target
+	t.register(fs)
+	redisURL := fs.String("redis-url", "", "publish straight to this Redis with the Go publisher (pipelined) instead of over HTTP")
+	conc := fs.Int("concurrency", 64, "concurrent publishers")
+	dur := fs.Duration("duration", 5*time.Second, "how long")
+	size := fs.Int("size", 64, "event data bytes")
+	topics := fs.Int("topics", 100, "topics published to, in turn")
+	batch := fs.Int("batch", 64, "events per pipeline (Go publisher)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var r publishResult
+	if *redisURL != "" {
+		var err error
+		if r, err = doPublishRedis(ctx, *redisURL, *conc, *dur, *size, *topics, *batch); err != nil {
+			return err
+		}
+	} else {
+		r = doPublishHTTP(ctx, &t, *conc, *dur, *size, *topics)
+	}
+	fmt.Fprintf(stdout, "%d events in %s: %.0f/s; %d errors %s\n", r.N, *dur, r.Rate, r.Errors, r.Err)
+	if r.N == 0 {
+		return errors.New("nothing was published")
+	}
+	return nil
+}

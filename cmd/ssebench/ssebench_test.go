@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ssegateway/ssegateway/internal/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestHist_quantiles(t *testing.T) {
+	h := newHist()
+	var ds []time.Duration
+	for range 10000 {
+		d := time.Duration(rand.ExpFloat64() * float64(5*time.Millisecond))
+		h.add(d)
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	for _, q := range []float64{0.5, 0.99} {
+		exact := ds[int(q*float64(len(ds)))-1]
+		got := h.quantile(q)
+		if got < exact || float64(got) > float64(exact)*1.03 {
+			t.Errorf("q%.2f = %v, exact %v", q, got, exact)
+		}
+	}
+	o := newHist()
+	o.add(time.Second)
+	h.merge(o)
+	if h.N != 10001 || time.Duration(h.Max) != time.Second || h.quantile(1) != time.Second {
+		t.Errorf("merge: n %d max %v", h.N, time.Duration(h.Max))
+	}
+}
+
+func TestSourceList(t *testing.T) {
+	got, err := sourceList("127.0.0.1-127.0.0.3")
+	if err != nil || !slices.Equal(got, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}) {
+		t.Errorf("%v %v", got, err)
+	}
+	for _, bad := range []string{"127.0.0.3-127.0.0.1", "127.0.0.1-10.0.0.2", "x-y"} {
+		if _, err := sourceList(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestScenarios runs every mode, small, against a real gateway process (on
+// its embedded Redis) with workers in separate processes: the numbers the
+// tool reports must add up.
+func TestScenarios(t *testing.T) {
+	dir := t.TempDir()
+	self, gw := filepath.Join(dir, "ssebench"), filepath.Join(dir, "gateway")
+	for out, pkg := range map[string]string{self: ".", gw: "../gateway"} {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	port, admin := redistest.FreePort(t), redistest.FreePort(t)
+	cmd := exec.Command(gw, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
+		"--log-level", "warn", "--log-format", "json")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	tg := &target{url: fmt.Sprintf("http://127.0.0.1:%d", port), path: "/events?topic=%s", body: `{"topic":%q,"data":%q}`,
+		sources: "127.0.0.1-127.0.0.4", perProc: 40, pid: cmd.Process.Pid, exe: self,
+		metricURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", admin)}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(tg.metricURL)
+		if err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx := context.Background()
+
+	idle, err := doIdle(tg, 100, "idle", 200*time.Millisecond)
+	if err != nil || idle.Conns != 100 || idle.Failed != 0 || idle.PerConn <= 0 {
+		t.Errorf("idle: %+v %v", idle, err)
+	}
+
+	// 100 subscribers over three worker processes.
+	f, err := doFanout(ctx, tg, 100, 100, time.Second, 64, "fan", 1, time.Second)
+	if err != nil || f.Opened != 100 || f.Published != 100 || f.Expected != 10000 || f.Received != 10000 ||
+		f.Lost != 0 || f.Dupes != 0 || f.P99 <= 0 || f.CPU <= 0 {
+		t.Errorf("fanout: %+v %v", f, err)
+	}
+
+	s, err := doStorm(ctx, tg, 50, 200, 64, "storm")
+	if err != nil || s.Done != 50 || s.Lost != 0 || s.Dupes != 0 || s.Max <= 0 || s.OwnReads < 1 {
+		t.Errorf("storm: %+v %v", s, err)
+	}
+
+	p := doPublishHTTP(ctx, tg, 4, 300*time.Millisecond, 64, 10)
+	if p.N == 0 || p.Errors != 0 {
+		t.Errorf("publish: %+v", p)
+	}
+	g, err := doPublishRedis(ctx, redistest.Start(t).URL(), 2, 300*time.Millisecond, 64, 10, 16)
+	if err != nil || g.N == 0 || g.N%16 != 0 || g.Errors != 0 {
+		t.Errorf("publish to Redis: %+v %v", g, err)
+	}
+}

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// job is what the parent asks one worker process to do.
+type job struct {
+	Mode    string   `json:"mode"`    // idle, fanout, storm
+	URL     string   `json:"url"`     // http://host:port
+	Paths   []string `json:"paths"`   // request paths (with query), used in turn
+	N       int      `json:"n"`       // connections
+	Sources []string `json:"sources"` // local IPs to connect from, in turn
+	LastID  string   `json:"last_id"` // storm: Last-Event-ID of the first connect
+	Expect  int64    `json:"expect"`  // storm: the sequence number that completes a client
+}
+
+// report is what a worker sends back, as JSON lines.
+type report struct {
+	Kind       string `json:"kind"` // ready, result
+	Opened     int64  `json:"opened"`
+	Failed     int64  `json:"failed"`
+	FirstErr   string `json:"first_err,omitempty"`
+	Events     int64  `json:"events"`
+	Lost       int64  `json:"lost"`
+	Dupes      int64  `json:"dupes"`
+	Reconnects int64  `json:"reconnects"`
+	Done       int64  `json:"done"`
+	Latency    *hist  `json:"latency"`
+}
+
+// runWorker is the worker process: a job on stdin, then commands ("go",
+// "stop <published>") one per line; reports on stdout.
+func runWorker(stdin io.Reader, stdout io.Writer) error {
+	in := bufio.NewScanner(stdin)
+	if !in.Scan() {
+		return errors.New("worker: no job")
+	}
+	var j job
+	if err := json.Unmarshal(in.Bytes(), &j); err != nil {
+		return fmt.Errorf("worker: job: %w", err)
+	}
+	out := json.NewEncoder(stdout)
+	w := &worker{job: j, stop: make(chan struct{}), lat: newHist()}
+	w.target, _ = url.Parse(j.URL)
+	if j.Mode == "storm" {
+		// Connect everything at once on "go"; report when every client
+		// has all its events, or after a minute.
+		if err := out.Encode(report{Kind: "ready"}); err != nil {
+			return err
+		}
+		if !in.Scan() || in.Text() != "go" {
+			return errors.New("worker: expected go")
+		}
+		w.start()
+		finished := make(chan struct{})
+		go func() { w.wg.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-time.After(time.Minute):
+			close(w.stop)
+			<-finished
+		}
+		return out.Encode(w.report("result"))
+	}
+	w.start()
+	rep := w.report("ready")
+	if err := out.Encode(rep); err != nil {
+		return err
+	}
+	published := int64(-1)
+	if in.Scan() {
+		if v, ok := strings.CutPrefix(in.Text(), "stop "); ok {
+			published, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	close(w.stop)
+	w.wg.Wait()
+	if published >= 0 && j.Mode == "fanout" {
+		// Every published event a client never got is lost.
+		for _, c := range w.clients {
+			w.lost.Add(published - c.count(published))
+		}
+	}
+	return out.Encode(w.report("result"))
+}
+
+type worker struct {
+	job    job
+	target *url.URL
+	stop   chan struct{}
+	wg     sync.WaitGroup
+
+	opened, failed, events, lost, dupes, reconnects, done atomic.Int64
+	errOnce                                               sync.Once
+	firstErr                                              atomic.Value
+
+	lat     *hist
+	clients []*client
+}
+
+type client struct {
+	path   string
+	local  net.IP
+	lastID string
+	last   int64    // storm: last sequence number received
+	seen   []uint64 // fanout: bitmap of sequence numbers received
+	retry  time.Duration
+	conn   net.Conn
+}
+
+// mark records seq as received and reports whether it was new.
+func (c *client) mark(seq int64) bool {
+	i, bit := seq/64, uint64(1)<<(seq%64)
+	for int64(len(c.seen)) <= i {
+		c.seen = append(c.seen, 0)
+	}
+	if c.seen[i]&bit != 0 {
+		return false
+	}
+	c.seen[i] |= bit
+	return true
+}
+
+// count is how many of the sequence numbers below n were received.
+func (c *client) count(n int64) int64 {
+	var k int64
+	for seq := range n {
+		if i := seq / 64; i < int64(len(c.seen)) && c.seen[i]&(1<<(seq%64)) != 0 {
+			k++
+		}
+	}
+	return k
+}
+
+func (w *worker) report(kind string) report {
+	r := report{Kind: kind, Opened: w.opened.Load(), Failed: w.failed.Load(), Events: w.events.Load(),
+		Lost: w.lost.Load(), Dupes: w.dupes.Load(), Reconnects: w.reconnects.Load(), Done: w.done.Load()}
+	if e, ok := w.firstErr.Load().(string); ok {
+		r.FirstErr = e
+	}
+	if kind == "result" {
+		r.Latency = w.lat // every client has stopped
+	}
+	return r
+}
+
+func (w *worker) fail(err error) {
+	w.failed.Add(1)
+	w.errOnce.Do(func() { w.firstErr.Store(err.Error()) })
+}
+
+// start opens every connection, at most 256 handshakes at a time (storm:
+// all at once), and returns when each has its response headers or failed.
+func (w *worker) start() {
+	var ready sync.WaitGroup
+	limit := make(chan struct{}, 256)
+	if w.job.Mode == "storm" {
+		limit = make(chan struct{}, w.job.N)
+	}
+	t0 := time.Now()
+	for i := range w.job.N {
+		c := &client{path: w.job.Paths[i%len(w.job.Paths)], lastID: w.job.LastID, last: -1, retry: time.Second}
+		if len(w.job.Sources) > 0 {
+			c.local = net.ParseIP(w.job.Sources[i%len(w.job.Sources)])
+		}
+		if w.job.Mode == "storm" {
+			c.last = 0 // the cursor is event 0's
+		}
+		w.clients = append(w.clients, c)
+		ready.Add(1)
+		w.wg.Go(func() { w.run(c, &ready, limit, t0) })
+	}
+	ready.Wait()
+}
+
+// run holds one client's stream, reconnecting with its last event id like
+// an EventSource until stopped (or, in a storm, until it has everything).
+func (w *worker) run(c *client, ready *sync.WaitGroup, limit chan struct{}, t0 time.Time) {
+	first := true
+	signal := func() {
+		if first {
+			first = false
+			ready.Done()
+		}
+	}
+	defer signal()
+	for {
+		limit <- struct{}{}
+		br, err := w.connect(c)
+		<-limit
+		if err != nil {
+			w.fail(err)
+			signal()
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(c.retry):
+			}
+			w.reconnects.Add(1)
+			continue
+		}
+		if first {
+			w.opened.Add(1)
+		}
+		signal()
+		stopped := make(chan struct{})
+		go func() {
+			select {
+			case <-w.stop:
+				c.conn.Close()
+			case <-stopped:
+			}
+		}()
+		complete := w.read(c, br, t0)
+		close(stopped)
+		c.conn.Close()
+		if complete {
+			return
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(c.retry):
+		}
+		w.reconnects.Add(1)
+	}
+}
+
+func (w *worker) connect(c *client) (*bufio.Reader, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if c.local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: c.local}
+	}
+	conn, err := d.Dial("tcp", w.target.Host)
+	if err != nil {
+		return nil, err
+	}
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n", c.path, w.target.Host)
+	if c.lastID != "" {
+		fmt.Fprintf(&req, "Last-Event-ID: %s\r\n", c.lastID)
+	}
+	req.WriteString("\r\n")
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := conn.Write(req.Bytes()); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		conn.Close()
+		return nil, fmt.Errorf("status %s, content type %q", res.Status, res.Header.Get("Content-Type"))
+	}
+	_ = conn.SetDeadline(time.Time{})
+	c.conn = conn
+	// The body, chunked or not, is read through net/http's body reader.
+	return bufio.NewReaderSize(res.Body, 4096), nil
+}
+
+// read parses the event stream. Event data is "<seq> <unix nanos>[ pad]".
+// It reports whether the client is complete (storm).
+func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
+	var data []byte
+	hasData := false
+	var id string
+	idSet := false
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return false
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			if idSet {
+				c.lastID = id
+			}
+			if hasData {
+				if w.event(c, data, t0) {
+					return true
+				}
+			}
+			data, hasData, idSet = data[:0], false, false
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "data":
+			if hasData {
+				data = append(data, '\n')
+			}
+			data = append(data, value...)
+			hasData = true
+		case "id":
+			id, idSet = string(value), true
+		case "retry":
+			if ms, err := strconv.Atoi(string(value)); err == nil {
+				c.retry = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+}
+
+// event accounts one event; true when a storm client has all it wanted.
+func (w *worker) event(c *client, data []byte, t0 time.Time) bool {
+	now := time.Now()
+	seqB, rest, _ := bytes.Cut(data, []byte(" "))
+	seq, err := strconv.ParseInt(string(seqB), 10, 64)
+	if err != nil {
+		return false // not a benchmark event (a history-lost notice, say)
+	}
+	w.events.Add(1)
+	if w.job.Mode == "storm" {
+		switch {
+		case seq <= c.last:
+			w.dupes.Add(1)
+		case seq > c.last+1:
+			w.lost.Add(seq - c.last - 1)
+		}
+		c.last = max(c.last, seq)
+		if seq >= w.job.Expect {
+			w.lat.add(now.Sub(t0))
+			w.done.Add(1)
+			return true
+		}
+		return false
+	}
+	if seq < 0 || !c.mark(seq) {
+		w.dupes.Add(1)
+		return false
+	}
+	tsB, _, _ := bytes.Cut(rest, []byte(" "))
+	if ts, err := strconv.ParseInt(string(tsB), 10, 64); err == nil {
+		w.lat.add(now.Sub(time.Unix(0, ts)))
+	}
+	return false
+}
