@@ -73,7 +73,7 @@ func (s *Server) handlePublish(c echo.Context) error {
 		}
 	}
 	start := time.Now()
-	id, err := s.pub.Publish(req.Context(), pubsub.Message{Topic: pr.Topic, Type: pr.Type, Data: data,
+	id, err := s.publish(req.Context(), pubsub.Message{Topic: pr.Topic, Type: pr.Type, Data: data,
 		IdempotencyKey: req.Header.Get("Idempotency-Key")})
 	switch {
 	case errors.Is(err, pubsub.ErrTooLarge):

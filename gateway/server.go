@@ -200,7 +200,8 @@ type Server struct {
 	reads *readGroup
 	m     *metrics
 
-	publishLimit *rateLimiter // nil: unbounded
+	publishLimit *rateLimiter    // nil: unbounded
+	batch        *publishBatcher // nil when the Publisher cannot batch
 	e            *echo.Echo
 	metricsH     http.Handler
 
@@ -231,6 +232,9 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	if cfg.PublishRate > 0 {
 		s.publishLimit = newRateLimiter(cfg.PublishRate, max(cfg.PublishBurst, 1))
 	}
+	if bp, ok := d.Publisher.(BatchPublisher); ok {
+		s.batch = newPublishBatcher(bp)
+	}
 	s.registerState()
 	s.e = s.routes()
 	return s, nil
@@ -249,6 +253,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.reads.base = bg // before any request can read
 	var wg sync.WaitGroup
 	defer func() {
+		if s.batch != nil {
+			s.batch.running.Store(false)
+		}
 		stopBG()
 		wg.Wait()
 		s.reads.wg.Wait()
@@ -259,6 +266,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	wg.Go(func() { s.hub.run(bg) })
+	if s.batch != nil {
+		s.batch.run(bg, &wg)
+	}
 
 	hs := s.httpServer()
 	served := make(chan error, 1)
@@ -312,6 +322,15 @@ func (s *Server) httpServer() *http.Server {
 	}
 	hs.Protocols = &p
 	return hs
+}
+
+// publish publishes m, batched with other requests' events when the
+// batcher runs (under Serve), directly otherwise.
+func (s *Server) publish(ctx context.Context, m pubsub.Message) (string, error) {
+	if s.batch != nil && s.batch.running.Load() {
+		return s.batch.publish(ctx, m)
+	}
+	return s.pub.Publish(ctx, m)
 }
 
 // register adds a stream to the open set. It refuses, saying why, when the

@@ -50,8 +50,8 @@ type Message struct {
 	// IdempotencyTTL: publishing again with the same topic and key returns
 	// the first id and publishes nothing, so a retry after an unknown
 	// outcome cannot duplicate the event. When empty, Publish uses a fresh
-	// random key, which makes retries inside one call (a Redis client
-	// retrying on a new connection) safe.
+	// random key, kept for 5 seconds, which makes retries inside one call
+	// (a Redis client retrying on a new connection) safe.
 	IdempotencyKey string
 }
 
@@ -118,14 +118,11 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	if err := p.Validate(m); err != nil {
 		return "", err
 	}
-	key := m.IdempotencyKey
-	if key == "" {
-		key = rand.Text()
-	}
+	key, ttl := p.idempotency(m)
 	k := p.cfg.Keys
 	id, err := p.script.Run(ctx, p.rdb,
 		[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
-		m.Type, m.Data, p.maxLen, p.maxAge, p.command, p.idemTTL).Text()
+		m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl).Text()
 	if err != nil {
 		var reply redis.Error
 		if rs, ok := p.rdb.(stateReloader); ok && !errors.As(err, &reply) {
@@ -147,62 +144,86 @@ type pipeliner interface {
 
 // PublishMany publishes msgs in one round trip (a pipeline of EVALSHA; on
 // a cluster, one per shard), in order: events of one topic get increasing
-// ids in the order given. It returns each message's id, "" for the ones
-// that failed, and the errors joined. Messages are validated first; an
-// invalid one fails the whole call and nothing is published.
-func (p *Publisher) PublishMany(ctx context.Context, msgs []Message) ([]string, error) {
+// ids in the order given. It returns, per message, its id or its error: a
+// message that fails validation (wrapping [ErrInvalid] or [ErrTooLarge]) is
+// not sent, and does not stop the others.
+func (p *Publisher) PublishMany(ctx context.Context, msgs []Message) ([]string, []error) {
+	ids := make([]string, len(msgs))
+	errs := make([]error, len(msgs))
+	valid := make([]int, 0, len(msgs))
 	for i, m := range msgs {
-		if err := p.Validate(m); err != nil {
-			return nil, fmt.Errorf("message %d: %w", i, err)
+		if errs[i] = p.Validate(m); errs[i] == nil {
+			valid = append(valid, i)
 		}
+	}
+	if len(valid) == 0 {
+		return ids, errs
 	}
 	pl, ok := p.rdb.(pipeliner)
 	if !ok {
-		ids := make([]string, len(msgs))
-		var errs []error
-		for i, m := range msgs {
-			id, err := p.Publish(ctx, m)
-			ids[i] = id
-			errs = append(errs, err)
+		for _, i := range valid {
+			ids[i], errs[i] = p.Publish(ctx, msgs[i])
 		}
-		return ids, errors.Join(errs...)
+		return ids, errs
 	}
 	// Load the script first: a pipeline cannot fall back from EVALSHA to
 	// EVAL per command without reordering a topic's events.
 	if !p.loaded.Load() {
 		if err := p.script.Load(ctx, p.rdb).Err(); err != nil {
-			return make([]string, len(msgs)), fmt.Errorf("pubsub: load the publish script: %w", err)
+			for _, i := range valid {
+				errs[i] = fmt.Errorf("pubsub: load the publish script: %w", err)
+			}
+			return ids, errs
 		}
 		p.loaded.Store(true)
 	}
 	k := p.cfg.Keys
 	cmds := make([]*redis.Cmd, len(msgs))
 	_, _ = pl.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, m := range msgs {
-			key := m.IdempotencyKey
-			if key == "" {
-				key = rand.Text()
-			}
+		for _, i := range valid {
+			m := msgs[i]
+			key, ttl := p.idempotency(m)
 			cmds[i] = p.script.EvalSha(ctx, pipe,
 				[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
-				m.Type, m.Data, p.maxLen, p.maxAge, p.command, p.idemTTL)
+				m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl)
 		}
 		return nil
 	})
-	ids := make([]string, len(msgs))
-	var errs []error
-	for i, c := range cmds {
-		id, err := c.Text()
+	reload := false
+	for _, i := range valid {
+		id, err := cmds[i].Text()
 		if err != nil {
+			var reply redis.Error
 			if redis.HasErrorPrefix(err, "NOSCRIPT") {
 				p.loaded.Store(false) // the script cache was flushed: load it next time
+			} else if !errors.As(err, &reply) {
+				reload = true
 			}
-			errs = append(errs, fmt.Errorf("pubsub: publish to %q: %w", msgs[i].Topic, err))
+			errs[i] = fmt.Errorf("pubsub: publish to %q: %w", msgs[i].Topic, err)
 			continue
 		}
 		ids[i] = id
 	}
-	return ids, errors.Join(errs...)
+	if rs, ok := p.rdb.(stateReloader); ok && reload {
+		rs.ReloadState(context.WithoutCancel(ctx))
+	}
+	return ids, errs
+}
+
+// autoKeyTTL is the lifetime of the idempotency record of a publish with
+// no key of its own. It only has to cover the client library's retries of
+// the one call (well under a second); a short life keeps Redis from holding
+// a record for every event of the last IdempotencyTTL (at 10,000 events a
+// second and a minute's TTL, 600,000 keys).
+const autoKeyTTL = "5000"
+
+// idempotency returns the message's idempotency key, or a fresh one, and
+// the record's lifetime in milliseconds.
+func (p *Publisher) idempotency(m Message) (key, ttl string) {
+	if m.IdempotencyKey != "" {
+		return m.IdempotencyKey, p.idemTTL
+	}
+	return rand.Text(), autoKeyTTL
 }
 
 // stateReloader is *redis.ClusterClient's slot map reload.

@@ -381,8 +381,9 @@ func TestPublisher_Publish_idempotent(t *testing.T) {
 }
 
 // TestPublisher_PublishMany: a pipelined batch publishes in order per topic,
-// each event naming the previous one; after the script cache is flushed
-// the batch fails (nothing reordered) and the next one works.
+// each event naming the previous one; an invalid message fails alone; after
+// the script cache is flushed the batch fails (nothing reordered) and the
+// next one works.
 func TestPublisher_PublishMany(t *testing.T) {
 	for name, rdb := range backends(t) {
 		t.Run(name, func(t *testing.T) {
@@ -393,8 +394,8 @@ func TestPublisher_PublishMany(t *testing.T) {
 			for i := range 90 {
 				msgs = append(msgs, pubsub.Message{Topic: fmt.Sprintf("t%d", i%3), Data: strconv.Itoa(i)})
 			}
-			ids, err := p.PublishMany(ctx, msgs)
-			if err != nil {
+			ids, errs := p.PublishMany(ctx, msgs)
+			if err := errors.Join(errs...); err != nil {
 				t.Fatal(err)
 			}
 			for tp := range 3 {
@@ -411,20 +412,44 @@ func TestPublisher_PublishMany(t *testing.T) {
 					prev = e.ID
 				}
 			}
-			if _, err := p.PublishMany(ctx, []pubsub.Message{{Topic: "ok"}, {Topic: "bad topic"}}); !errors.Is(err, pubsub.ErrInvalid) {
-				t.Fatalf("an invalid message: %v", err)
-			}
-			if n := rdb.Exists(ctx, keys.Stream("ok")).Val(); n != 0 {
-				t.Fatal("a batch with an invalid message published some of it")
+			ids, errs = p.PublishMany(ctx, []pubsub.Message{{Topic: "ok"}, {Topic: "bad topic"}})
+			if errs[0] != nil || ids[0] == "" || !errors.Is(errs[1], pubsub.ErrInvalid) || ids[1] != "" {
+				t.Fatalf("a valid and an invalid message: %v %v", ids, errs)
 			}
 			rdb.ScriptFlush(ctx)
-			ids, err = p.PublishMany(ctx, msgs[:2])
-			if err == nil || ids[0] != "" || ids[1] != "" {
-				t.Fatalf("after SCRIPT FLUSH: %v %v", ids, err)
+			ids, errs = p.PublishMany(ctx, msgs[:2])
+			if errs[0] == nil || errs[1] == nil || ids[0] != "" || ids[1] != "" {
+				t.Fatalf("after SCRIPT FLUSH: %v %v", ids, errs)
 			}
-			if _, err := p.PublishMany(ctx, msgs[:2]); err != nil {
-				t.Fatalf("the next batch: %v", err)
+			if _, errs := p.PublishMany(ctx, msgs[:2]); errors.Join(errs...) != nil {
+				t.Fatalf("the next batch: %v", errs)
 			}
 		})
+	}
+}
+
+// TestPublisher_Publish_autoKeyShortLived: the record of a publish without
+// an idempotency key lives seconds (it only guards the client library's own
+// retries), an explicit key's lives IdempotencyTTL.
+func TestPublisher_Publish_autoKeyShortLived(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	keys, _ := pubsub.NewKeys("a:")
+	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+	if _, err := p.Publish(ctx, pubsub.Message{Topic: "t", Data: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish(ctx, pubsub.Message{Topic: "t", Data: "y", IdempotencyKey: "mine"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range rdb.Keys(ctx, "a:{t}:idem:*").Val() {
+		ttl := rdb.PTTL(ctx, k).Val()
+		mine := strings.HasSuffix(k, ":mine")
+		if (mine && ttl < 50*time.Second) || (!mine && (ttl <= 0 || ttl > 5*time.Second)) {
+			t.Errorf("%s lives %v", k, ttl)
+		}
+	}
+	if n := len(rdb.Keys(ctx, "a:{t}:idem:*").Val()); n != 2 {
+		t.Errorf("%d idempotency records, want 2", n)
 	}
 }

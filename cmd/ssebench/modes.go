@@ -357,15 +357,14 @@ func doPublishRedis(ctx context.Context, redisURL string, conc int, dur time.Dur
 				for k := range msgs {
 					msgs[k] = pubsub.Message{Topic: fmt.Sprintf("pub-%d", (int(i)*batch+k)%topics), Data: p.data(i)}
 				}
-				ids, err := pub.PublishMany(ctx, msgs)
-				for _, id := range ids {
-					if id != "" {
+				_, perMsg := pub.PublishMany(ctx, msgs)
+				for _, err := range perMsg {
+					if err != nil {
+						errs.Add(1)
+						lastErr.Store(err.Error())
+					} else {
 						n.Add(1)
 					}
-				}
-				if err != nil {
-					errs.Add(1)
-					lastErr.Store(err.Error())
 				}
 			}
 		})
