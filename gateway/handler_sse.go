@@ -52,45 +52,60 @@ func (s *Server) handleEvents(c echo.Context) error {
 		expires: expires,
 		client:  c.RealIP(),
 	}
-	proto := req.Proto
-	// An HTTP/1.x stream is taken over from net/http and runs on a
-	// goroutine of its own while the handler returns, so net/http lets go
-	// of the connection's buffers and its goroutine: an idle stream then
-	// costs its own goroutine, a small reader goroutine and its state.
-	// Registered before the takeover, while Shutdown still waits for this
-	// request, so Serve's wait for detached streams cannot miss it.
+	// An HTTP/1.x stream is taken over from net/http. Its setup (replay
+	// included) runs on the handler's goroutine; then the live part runs on
+	// a goroutine of its own, with a small stack, and the handler returns,
+	// so net/http lets go of the connection's buffers and its goroutine: an
+	// idle stream costs that goroutine, a small reader goroutine and its
+	// state. Counted before the takeover, while Shutdown still waits for
+	// this request, so Serve's wait for detached streams cannot miss it.
 	s.detached.Add(1)
 	if out, ctx, stop, ok := takeOver(req.Context(), w, req); ok {
 		st.out, st.abort = out, stop
+		st.begin(cursor, req.Proto)
+		if r, ok := st.setup(ctx, cursor); !ok {
+			st.end(r)
+			stop()
+			s.detached.Done()
+			return nil
+		}
 		go func() {
 			defer s.detached.Done()
 			defer stop()
-			st.run(ctx, cursor, proto)
+			st.end(st.live(ctx))
 		}()
 		return nil
 	}
 	s.detached.Done()
 	w.WriteHeader(http.StatusOK)
 	st.out = responseSink{w: w, rc: http.NewResponseController(w)}
-	st.run(req.Context(), cursor, proto)
+	st.begin(cursor, req.Proto)
+	r, ok := st.setup(req.Context(), cursor)
+	if ok {
+		r = st.live(req.Context())
+	}
+	st.end(r)
 	return nil
 }
 
-// run serves the stream until it ends, with its metrics and its two log
-// lines: one when it opens and one when it closes, at info; never the
-// token or the cursor.
-func (st *stream) run(ctx context.Context, cursor, proto string) {
-	s := st.s
-	defer close(st.done)
+// begin counts the stream and logs it: one line when a stream opens and
+// one when it closes (end), at info; never the token or the cursor.
+func (st *stream) begin(cursor, proto string) {
+	st.started = time.Now()
 	st.logger().Info().Bool("resume", cursor != "").Str("proto", proto).Msg("stream opened")
-	started := time.Now()
-	s.m.open.Inc()
-	s.m.opened.Inc()
-	reason := st.serve(ctx, cursor)
+	st.s.m.open.Inc()
+	st.s.m.opened.Inc()
+}
+
+// end releases what the stream holds, counts and logs its end.
+func (st *stream) end(reason closeReason) {
+	s := st.s
+	st.release()
 	s.m.open.Dec()
 	s.m.closed.WithLabelValues(reason.String()).Inc()
-	st.logger().Info().Stringer("reason", reason).Dur("duration", time.Since(started)).
+	st.logger().Info().Stringer("reason", reason).Dur("duration", time.Since(st.started)).
 		Int64("events", st.sentEvents).Int64("bytes", st.sentBytes).Msg("stream closed")
+	close(st.done)
 }
 
 // logger is the stream's logger, built when needed rather than kept.
@@ -139,6 +154,11 @@ type stream struct {
 	lastWrite time.Time
 	rearmAt   time.Time // when the write deadline must be set again
 
+	started               time.Time
+	ts                    []*topicState // the topics joined, once joined
+	hb                    *time.Ticker
+	timers                []*time.Timer
+	registered            bool
 	sentEvents, sentBytes int64  // over the stream's life, for its close log line
 	replayResult          string // how the resume went, for replays_total
 
@@ -158,7 +178,11 @@ func (st *stream) kick(r closeReason) {
 // flushAt is the buffer size at which a replay flushes before going on.
 const flushAt = 64 << 10
 
-func (st *stream) serve(ctx context.Context, cursor string) closeReason {
+// setup registers the stream, writes its retry hint, joins its topics,
+// waits for their positions (with heartbeats: Redis may be down), and
+// resumes from the cursor. It reports false, with the reason, if the
+// stream must end; release undoes what it did either way.
+func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) {
 	s := st.s
 	if ok, why := s.register(st); !ok {
 		if why == closeLimit {
@@ -166,65 +190,60 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 		}
 		// Draining or full: a 200 that ends at once with a retry hint sends
 		// the client to another node; an error status would stop it for good.
-		return st.bye(why)
+		return st.bye(why), false
 	}
-	defer s.unregister(st)
+	st.registered = true
 	// The stream's deadlines ask it to end like a drain does, through
 	// st.stop, which keeps the loop's select small: it runs once per write.
 	if s.cfg.MaxConnectionAge > 0 {
 		age := s.cfg.MaxConnectionAge + rand.N(s.cfg.MaxConnectionAge/5+1)
-		t := time.AfterFunc(age, func() { st.kick(closeMaxAge) })
-		defer t.Stop()
+		st.timers = append(st.timers, time.AfterFunc(age, func() { st.kick(closeMaxAge) }))
 	}
 	if !st.expires.IsZero() {
 		// Revocation by expiry: the client reconnects with a fresh token
 		// (a refreshed cookie) or is refused.
-		t := time.AfterFunc(time.Until(st.expires), func() { st.kick(closeTokenExpired) })
-		defer t.Stop()
+		st.timers = append(st.timers, time.AfterFunc(time.Until(st.expires), func() { st.kick(closeTokenExpired) }))
 	}
 	st.buf = appendRetry(st.buf, s.cfg.Retry.Milliseconds())
 	if st.flush() != nil {
-		return closeWrite
+		return closeWrite, false
 	}
 
 	// Order matters: join first, so every event delivered from now on is
 	// queued for this stream; then learn each topic's position, replay up to
 	// it, and only then write what was queued, skipping what the replay
 	// already sent.
-	ts := s.hub.join(st.conn)
-	defer s.hub.leave(st.conn, ts)
-	hb := time.NewTicker(s.cfg.Heartbeat)
-	defer hb.Stop()
-
-	// First wait for each topic's position (heartbeats go on meanwhile:
-	// Redis may be down), then resume, then write what the hub queues.
-	for _, t := range ts {
+	st.ts = s.hub.join(st.conn)
+	st.hb = time.NewTicker(s.cfg.Heartbeat)
+	for _, t := range st.ts {
 	wait:
 		for {
 			select {
 			case <-t.ready:
 				break wait
 			case <-ctx.Done():
-				return closeClient
+				return closeClient, false
 			case r := <-st.stop:
-				return st.bye(r)
-			case <-hb.C:
+				return st.bye(r), false
+			case <-st.hb.C:
 				if st.heartbeat() != nil {
-					return st.writeFailed()
+					return st.writeFailed(), false
 				}
 			}
 		}
 	}
-	if r, ok := st.resume(ctx, cursor, ts); !ok {
-		return r
-	}
+	return st.resume(ctx, cursor, st.ts)
+}
+
+// live writes what the hub queues, and heartbeats, until the stream ends.
+func (st *stream) live(ctx context.Context) closeReason {
 	for {
 		select {
 		case <-st.conn.notify:
 			if r, ok := st.writeQueued(); !ok {
 				return r
 			}
-		case <-hb.C:
+		case <-st.hb.C:
 			if st.heartbeat() != nil {
 				return st.writeFailed()
 			}
@@ -233,6 +252,22 @@ func (st *stream) serve(ctx context.Context, cursor string) closeReason {
 		case <-ctx.Done():
 			return closeClient
 		}
+	}
+}
+
+// release undoes setup: timers, topics, registration.
+func (st *stream) release() {
+	for _, t := range st.timers {
+		t.Stop()
+	}
+	if st.hb != nil {
+		st.hb.Stop()
+	}
+	if st.ts != nil {
+		st.s.hub.leave(st.conn, st.ts)
+	}
+	if st.registered {
+		st.s.unregister(st)
 	}
 }
 

@@ -146,7 +146,9 @@ type pipeliner interface {
 // a cluster, one per shard), in order: events of one topic get increasing
 // ids in the order given. It returns, per message, its id or its error: a
 // message that fails validation (wrapping [ErrInvalid] or [ErrTooLarge]) is
-// not sent, and does not stop the others.
+// not sent, and does not stop the others. Messages Redis refused for want
+// of the script (its cache was flushed, as by a restart) are sent once more
+// after loading it.
 func (p *Publisher) PublishMany(ctx context.Context, msgs []Message) ([]string, []error) {
 	ids := make([]string, len(msgs))
 	errs := make([]error, len(msgs))
@@ -177,6 +179,30 @@ func (p *Publisher) PublishMany(ctx context.Context, msgs []Message) ([]string, 
 		}
 		p.loaded.Store(true)
 	}
+	reload := false
+	for attempt := 0; ; attempt++ {
+		noScript := p.pipeline(ctx, pl, msgs, valid, ids, errs, &reload)
+		if len(noScript) == 0 || attempt == 1 {
+			break
+		}
+		// Redis lost its script cache (a restart, SCRIPT FLUSH): those
+		// events were not published. Load the script and send them again,
+		// in order.
+		if err := p.script.Load(ctx, p.rdb).Err(); err != nil {
+			break
+		}
+		p.loaded.Store(true)
+		valid = noScript
+	}
+	if rs, ok := p.rdb.(stateReloader); ok && reload {
+		rs.ReloadState(context.WithoutCancel(ctx))
+	}
+	return ids, errs
+}
+
+// pipeline sends the messages at indexes valid as one pipeline, filling ids
+// and errs, and returns the indexes that failed with NOSCRIPT.
+func (p *Publisher) pipeline(ctx context.Context, pl pipeliner, msgs []Message, valid []int, ids []string, errs []error, reload *bool) []int {
 	k := p.cfg.Keys
 	cmds := make([]*redis.Cmd, len(msgs))
 	_, _ = pl.Pipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -189,25 +215,23 @@ func (p *Publisher) PublishMany(ctx context.Context, msgs []Message) ([]string, 
 		}
 		return nil
 	})
-	reload := false
+	var noScript []int
 	for _, i := range valid {
 		id, err := cmds[i].Text()
 		if err != nil {
 			var reply redis.Error
 			if redis.HasErrorPrefix(err, "NOSCRIPT") {
-				p.loaded.Store(false) // the script cache was flushed: load it next time
+				p.loaded.Store(false)
+				noScript = append(noScript, i)
 			} else if !errors.As(err, &reply) {
-				reload = true
+				*reload = true
 			}
 			errs[i] = fmt.Errorf("pubsub: publish to %q: %w", msgs[i].Topic, err)
 			continue
 		}
-		ids[i] = id
+		ids[i], errs[i] = id, nil
 	}
-	if rs, ok := p.rdb.(stateReloader); ok && reload {
-		rs.ReloadState(context.WithoutCancel(ctx))
-	}
-	return ids, errs
+	return noScript
 }
 
 // autoKeyTTL is the lifetime of the idempotency record of a publish with
