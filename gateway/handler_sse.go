@@ -60,7 +60,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	// state. Counted before the takeover, while Shutdown still waits for
 	// this request, so Serve's wait for detached streams cannot miss it.
 	s.detached.Add(1)
-	if out, ctx, stop, ok := takeOver(req.Context(), w, req); ok {
+	if out, ctx, stop, ok := takeOver(req.Context(), w, req, s.cfg.SendBuffer); ok {
 		st.out, st.abort = out, stop
 		st.begin(cursor, req.Proto)
 		if r, ok := st.setup(ctx, cursor); !ok {
@@ -528,6 +528,7 @@ func (st *stream) flushWithin(d time.Duration) error {
 	// Events of a failed write count as not delivered, though some of them
 	// may have reached the client.
 	st.s.m.bytes.Add(float64(n))
+	st.s.m.writes.Inc()
 	st.sentBytes += int64(n)
 	if err == nil {
 		st.s.m.delivered.Add(float64(st.events))

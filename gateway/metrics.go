@@ -54,6 +54,7 @@ type metrics struct {
 	received         prometheus.Counter
 	delivered        prometheus.Counter
 	bytes            prometheus.Counter
+	writes           prometheus.Counter
 	replayed         prometheus.Counter
 	repaired         prometheus.Counter
 	stalls           prometheus.Counter
@@ -88,6 +89,8 @@ func newMetrics() *metrics {
 			Help: "Events written to streams, live and replayed."}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "stream_bytes_written_total",
 			Help: "Bytes written to streams."}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "stream_writes_total",
+			Help: "Writes (system calls) to streams; events_delivered_total over this is how many events each write carried."}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_replayed_total",
 			Help: "Events written to reconnecting streams from the history."}),
 		repaired: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_repaired_total",
@@ -125,7 +128,7 @@ func newMetrics() *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 	}
 	m.reg.MustRegister(m.heartbeats, m.replays, m.replayDuration, m.publishDuration, m.deliveryLatency, buildInfo())
-	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes,
+	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes, m.writes,
 		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for r := closeClient; r <= closeLimit; r++ {

@@ -216,7 +216,7 @@ func TestMetrics_scenario(t *testing.T) {
 	if b := after.value("ssegateway_stream_bytes_written_total"); b < float64(events*(16<<10)) {
 		t.Errorf("stream_bytes_written_total = %v, less than one client's events", b)
 	}
-	for _, name := range []string{"ssegateway_heartbeats_total", "ssegateway_delivery_latency_seconds"} {
+	for _, name := range []string{"ssegateway_heartbeats_total", "ssegateway_delivery_latency_seconds", "ssegateway_stream_writes_total"} {
 		if v := after.value(name); v < 1 {
 			t.Errorf("%s = %v, want at least 1", name, v)
 		}

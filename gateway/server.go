@@ -100,6 +100,12 @@ type Config struct {
 	// AdminOnlyMetrics serves /metrics only on the admin handler, not on
 	// the public one.
 	AdminOnlyMetrics bool
+	// SendBuffer, when set, fixes the kernel send buffer (SO_SNDBUF) of each
+	// HTTP/1.1 stream's connection, bounding what a slow client can leave
+	// queued in the kernel: it then falls MaxQueueBytes behind sooner, is
+	// evicted and catches up from Redis. 0 keeps the kernel's autotuning
+	// (up to several MB per connection).
+	SendBuffer int
 }
 
 func (c *Config) defaults() {
@@ -150,7 +156,7 @@ func (c *Config) validate() error {
 	case c.DrainPeriod >= c.ShutdownTimeout:
 		return fmt.Errorf("the drain period (%v) must be shorter than the shutdown timeout (%v)", c.DrainPeriod, c.ShutdownTimeout)
 	case c.MaxTopics < 0 || c.MaxTopicLen < 0 || c.MaxQueueBytes < 0 || c.MaxPublishBytes < 0 || c.ReplayBatch < 0 ||
-		c.MaxConnections < 0 || c.PublishRate < 0 || c.PublishBurst < 0 || c.MaxStreamsPerConnection < 0:
+		c.MaxConnections < 0 || c.PublishRate < 0 || c.PublishBurst < 0 || c.MaxStreamsPerConnection < 0 || c.SendBuffer < 0:
 		return errors.New("limits must not be negative")
 	case c.MaxTopicLen > pubsub.MaxTopicLen:
 		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, pubsub.MaxTopicLen)

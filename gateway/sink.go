@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"time"
@@ -48,7 +49,7 @@ func (s connSink) setWriteDeadline(t time.Time) error { return s.conn.SetWriteDe
 // when the client closes the connection, which net/http no longer watches
 // once the connection is hijacked. ok is false when the connection cannot
 // be taken over (HTTP/2); nothing has been written then.
-func takeOver(ctx context.Context, w http.ResponseWriter, r *http.Request) (s sink, cctx context.Context, stop func(), ok bool) {
+func takeOver(ctx context.Context, w http.ResponseWriter, r *http.Request, sendBuffer int) (s sink, cctx context.Context, stop func(), ok bool) {
 	if r.ProtoMajor != 1 {
 		return nil, nil, nil, false
 	}
@@ -68,6 +69,15 @@ func takeOver(ctx context.Context, w http.ResponseWriter, r *http.Request) (s si
 	// stream's first write.
 	_ = brw
 	_ = conn.SetReadDeadline(time.Time{})
+	if sendBuffer > 0 {
+		raw := conn
+		if tc, ok := raw.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		if tcp, ok := raw.(*net.TCPConn); ok {
+			_ = tcp.SetWriteBuffer(sendBuffer)
+		}
+	}
 	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, _ = conn.Write(head.Bytes())
 	// The stream outlives the request (the handler returns), so its

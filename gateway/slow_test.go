@@ -110,3 +110,31 @@ func dialSlow(t *testing.T, u *url.URL) net.Conn {
 	fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.RequestURI(), u.Host)
 	return slow
 }
+
+// TestServer_sendBuffer: with SendBuffer set, a stream's socket has that
+// kernel send buffer (Linux reports twice the value set).
+func TestServer_sendBuffer(t *testing.T) {
+	n := startNode(t, Config{SendBuffer: 64 << 10}, pubsub.PublisherConfig{})
+	subscribe(t, eventsURL(n.url, "sb"), "")
+	n.waitStreams(t, 1)
+	n.srv.streamsMu.Lock()
+	var conn net.Conn
+	for st := range n.srv.streams {
+		conn = st.out.(connSink).conn
+	}
+	n.srv.streamsMu.Unlock()
+	raw, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		size, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	if size != 2*(64<<10) {
+		t.Errorf("SO_SNDBUF %d, want %d", size, 2*(64<<10))
+	}
+}

@@ -168,6 +168,7 @@ Flags:
 	fs.StringVar(&a.corsOrigins, "cors-origins", "", "comma-separated origins allowed to use the gateway from a browser, or * [GATEWAY_CORS_ORIGINS]")
 	fs.DurationVar(&n.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (against slowloris) [GATEWAY_READ_HEADER_TIMEOUT]")
 	fs.IntVar(&n.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request headers; larger requests get 431 [GATEWAY_MAX_HEADER_BYTES]")
+	fs.IntVar(&n.SendBuffer, "send-buffer", 0, "kernel send buffer per HTTP/1.1 stream in bytes (SO_SNDBUF): bounds what a slow client leaves queued in the kernel, so it is evicted and catches up from Redis sooner; 0 keeps the kernel's autotuning [GATEWAY_SEND_BUFFER]")
 	fs.IntVar(&n.MaxConnections, "max-connections", 0, "streams per node; over it a stream gets a 200 with a retry hint and ends, so the client tries again (likely on another node); 0 is unbounded [GATEWAY_MAX_CONNECTIONS]")
 	fs.Float64Var(&n.PublishRate, "publish-rate", 0, "POST /publish events per second per publisher (token subject, else client address); over it: 429; 0 is unbounded [GATEWAY_PUBLISH_RATE]")
 	fs.IntVar(&n.PublishBurst, "publish-burst", 20, "bursts allowed above --publish-rate [GATEWAY_PUBLISH_BURST]")
@@ -215,6 +216,8 @@ Flags:
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	case c.tlsCert != "" && n.H2C:
 		return nil, errors.New("--h2c is for plain-text listeners; with TLS, HTTP/2 is on already")
+	case n.SendBuffer < 0:
+		return nil, errors.New("--send-buffer must not be negative")
 	case n.MaxStreamsPerConnection <= 0:
 		return nil, errors.New("--http2-max-streams must be positive")
 	case n.DrainPeriod >= n.ShutdownTimeout:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,7 @@ type fanoutResult struct {
 	Published           int64
 	Expected, Received  int64 // deliveries
 	Lost, Dupes         int64
+	Gaps, Tail          int64 // of Lost: missing below a client's newest event, or not reached yet
 	Reconnects          int64
 	P50, P99, Max       time.Duration
 	CPU                 time.Duration // server CPU over the publishing window
@@ -87,12 +89,13 @@ type fanoutResult struct {
 	PublishP99          time.Duration
 	PublishErrs         int64
 	Evicted, Throttled  float64
+	PerWrite            float64 // events per write, from the server's metrics
 	FirstErr, PubErrMsg string
 }
 
 func doFanout(ctx context.Context, t *target, subs int, rate float64, dur time.Duration, size int, topic string, publishers int, drain time.Duration) (fanoutResult, error) {
 	r := fanoutResult{Subs: int64(subs), Offered: rate}
-	ws, err := t.spawn(job{Mode: "fanout", URL: t.url, Paths: []string{fmt.Sprintf(t.path, topic)}}, subs)
+	ws, err := t.spawn(job{Mode: "fanout", URL: t.url, Paths: []string{fmt.Sprintf(t.path, topic)}, Publishers: publishers}, subs)
 	if err != nil {
 		return r, err
 	}
@@ -104,6 +107,8 @@ func doFanout(ctx context.Context, t *target, subs int, rate float64, dur time.D
 	r.Opened, r.FirstErr = ready.Opened, ready.FirstErr
 	time.Sleep(time.Second) // every stream joins its topic
 	evicted0 := metric(t.metricURL, "ssegateway_connections_closed_total", `reason="slow"`)
+	delivered0 := metric(t.metricURL, "ssegateway_events_delivered_total", "")
+	writes0 := metric(t.metricURL, "ssegateway_stream_writes_total", "")
 
 	// Watch the server's memory while it works.
 	stopWatch := make(chan struct{})
@@ -123,23 +128,29 @@ func doFanout(ctx context.Context, t *target, subs int, rate float64, dur time.D
 		}
 	})
 
+	// Each publisher numbers its own events and sends them one after
+	// another, so a client can tell a lost event (a skipped number) from
+	// one still on its way, whatever the interleaving of publishers.
 	pub := newPublisher(t, topic, size, publishers)
 	total := int64(rate * dur.Seconds())
-	seqs := make(chan int64, 1024)
+	tokens := make(chan struct{}, 1024)
 	stats := &pubStats{lat: newHist()}
+	sent := make([]int64, publishers)
 	var pwg sync.WaitGroup
-	for range publishers {
+	for k := range publishers {
 		pwg.Go(func() {
-			for seq := range seqs {
+			for range tokens {
 				t0 := time.Now()
-				_, err := pub.send(ctx, seq)
+				_, err := pub.sendData(ctx, pub.dataFrom(k, sent[k]))
 				stats.lat.add(time.Since(t0))
 				if err != nil {
 					stats.mu.Lock()
 					stats.errs++
 					stats.lastErr = err
 					stats.mu.Unlock()
+					continue // the number is used again
 				}
+				sent[k]++
 			}
 		})
 	}
@@ -150,15 +161,20 @@ func doFanout(ctx context.Context, t *target, subs int, rate float64, dur time.D
 		if d := time.Until(start.Add(time.Duration(seq) * interval)); d > 0 {
 			time.Sleep(d)
 		}
-		seqs <- seq
+		tokens <- struct{}{}
 	}
-	close(seqs)
+	close(tokens)
 	pwg.Wait()
 	r.Window = time.Since(start)
 	cpu1, _ := readProc(t.pid)
 	r.CPU = cpu1.CPU - cpu0.CPU
-	r.Published = total
-	r.Achieved = float64(total) / r.Window.Seconds()
+	var counts []string
+	r.Published = 0
+	for _, n := range sent {
+		r.Published += n
+		counts = append(counts, strconv.FormatInt(n, 10))
+	}
+	r.Achieved = float64(r.Published) / r.Window.Seconds()
 	r.PublishP99 = stats.lat.quantile(0.99)
 	r.PublishErrs = stats.errs
 	if stats.lastErr != nil {
@@ -168,17 +184,20 @@ func doFanout(ctx context.Context, t *target, subs int, rate float64, dur time.D
 	time.Sleep(drain)
 	close(stopWatch)
 	watch.Wait()
-	ws.send("stop " + strconv.FormatInt(total, 10))
+	ws.send("stop " + strings.Join(counts, ","))
 	res, err := ws.collect(5 * time.Minute)
 	if err != nil {
 		return r, err
 	}
-	r.Expected = int64(subs) * total
+	r.Expected = int64(subs) * r.Published
 	r.Received = res.Events - res.Dupes
-	r.Lost, r.Dupes, r.Reconnects = res.Lost, res.Dupes, res.Reconnects
+	r.Lost, r.Dupes, r.Reconnects, r.Gaps, r.Tail = res.Lost, res.Dupes, res.Reconnects, res.Gaps, res.Tail
 	r.P50, r.P99, r.Max = res.Latency.quantile(0.5), res.Latency.quantile(0.99), time.Duration(res.Latency.Max)
 	if e1 := metric(t.metricURL, "ssegateway_connections_closed_total", `reason="slow"`); e1 >= 0 && evicted0 >= 0 {
 		r.Evicted = e1 - evicted0
+	}
+	if w1 := metric(t.metricURL, "ssegateway_stream_writes_total", ""); w1 > writes0 && writes0 >= 0 {
+		r.PerWrite = (metric(t.metricURL, "ssegateway_events_delivered_total", "") - delivered0) / (w1 - writes0)
 	}
 	return r, nil
 }
@@ -209,9 +228,12 @@ func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func printFanout(w io.Writer, r fanoutResult) {
 	fmt.Fprintf(w, "subscribers %d/%d open; published %d at %.1f/s (offered %.0f/s; publish p99 %s, %d errors %s)\n",
 		r.Opened, r.Subs, r.Published, r.Achieved, r.Offered, ms(r.PublishP99), r.PublishErrs, r.PubErrMsg)
-	fmt.Fprintf(w, "deliveries %d of %d: lost %d, duplicated %d; reconnects %d, evicted %v\n",
-		r.Received, r.Expected, r.Lost, r.Dupes, r.Reconnects, r.Evicted)
+	fmt.Fprintf(w, "deliveries %d of %d: missing %d (%d in gaps: lost; %d not reached yet: behind), duplicated %d; reconnects %d, evicted %v\n",
+		r.Received, r.Expected, r.Lost, r.Gaps, r.Tail, r.Dupes, r.Reconnects, r.Evicted)
 	fmt.Fprintf(w, "latency p50 %s p99 %s max %s\n", ms(r.P50), ms(r.P99), ms(r.Max))
+	if r.PerWrite > 0 {
+		fmt.Fprintf(w, "server: %.1f events per write\n", r.PerWrite)
+	}
 	if r.CPU > 0 || r.PeakRSS > 0 {
 		fmt.Fprintf(w, "server CPU %.2f s over %.1f s; peak RSS %s\n", r.CPU.Seconds(), r.Window.Seconds(), kib(float64(r.PeakRSS)))
 	}

@@ -164,6 +164,8 @@ func (ws *workers) collect(timeout time.Duration) (report, error) {
 			total.Dupes += g.r.Dupes
 			total.Reconnects += g.r.Reconnects
 			total.Done += g.r.Done
+			total.Gaps += g.r.Gaps
+			total.Tail += g.r.Tail
 			total.Latency.merge(g.r.Latency)
 			if total.FirstErr == "" {
 				total.FirstErr = g.r.FirstErr
@@ -219,9 +221,19 @@ func (p *publisher) data(seq int64) string {
 	return d
 }
 
+// dataFrom is the payload of publisher k's event seq.
+func (p *publisher) dataFrom(k int, seq int64) string {
+	return strconv.Itoa(k) + " " + p.data(seq)
+}
+
 // send publishes event seq and returns the server's answer.
 func (p *publisher) send(ctx context.Context, seq int64) ([]byte, error) {
-	body := fmt.Sprintf(p.t.body, p.topic, p.data(seq))
+	return p.sendData(ctx, p.data(seq))
+}
+
+// sendData publishes an event with the given data.
+func (p *publisher) sendData(ctx context.Context, data string) ([]byte, error) {
+	body := fmt.Sprintf(p.t.body, p.topic, data)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.t.publishURL(), strings.NewReader(body))
 	if err != nil {
 		return nil, err

@@ -94,10 +94,10 @@ func TestScenarios(t *testing.T) {
 		t.Errorf("idle: %+v %v", idle, err)
 	}
 
-	// 100 subscribers over three worker processes.
-	f, err := doFanout(ctx, tg, 100, 100, time.Second, 64, "fan", 1, time.Second)
+	// 100 subscribers over three worker processes, 4 publishers.
+	f, err := doFanout(ctx, tg, 100, 100, time.Second, 64, "fan", 4, time.Second)
 	if err != nil || f.Opened != 100 || f.Published != 100 || f.Expected != 10000 || f.Received != 10000 ||
-		f.Lost != 0 || f.Dupes != 0 || f.P99 <= 0 || f.CPU <= 0 {
+		f.Lost != 0 || f.Gaps != 0 || f.Tail != 0 || f.Dupes != 0 || f.P99 <= 0 || f.CPU <= 0 {
 		t.Errorf("fanout: %+v %v", f, err)
 	}
 
@@ -113,5 +113,27 @@ func TestScenarios(t *testing.T) {
 	g, err := doPublishRedis(ctx, redistest.Start(t).URL(), 2, 300*time.Millisecond, 64, 10, 16)
 	if err != nil || g.N == 0 || g.N%16 != 0 || g.Errors != 0 {
 		t.Errorf("publish to Redis: %+v %v", g, err)
+	}
+}
+
+// TestWorker_fanoutAccounting: per publisher, a skipped number is lost, a
+// repeated one duplicated, and what follows a client's last event from a
+// publisher is the tail it had not reached.
+func TestWorker_fanoutAccounting(t *testing.T) {
+	w := &worker{job: job{Mode: "fanout", Publishers: 2}, lat: newHist()}
+	c := &client{}
+	w.clients = []*client{c}
+	now := time.Now().UnixNano()
+	for _, ev := range []string{"0 0", "1 0", "0 1", "0 3", "1 1", "0 3", "2 0", "x"} {
+		w.event(c, []byte(fmt.Sprintf("%s %d pad", ev, now)), time.Now())
+	}
+	if w.events.Load() != 6 || w.lost.Load() != 1 || w.dupes.Load() != 1 {
+		t.Errorf("events %d lost %d dupes %d", w.events.Load(), w.lost.Load(), w.dupes.Load())
+	}
+	if got := w.tail([]int64{6, 4}); got != 2+2 {
+		t.Errorf("tail %d, want 4", got)
+	}
+	if w.lat.N != 5 {
+		t.Errorf("%d latencies", w.lat.N)
 	}
 }

@@ -26,6 +26,10 @@ type job struct {
 	Sources []string `json:"sources"` // local IPs to connect from, in turn
 	LastID  string   `json:"last_id"` // storm: Last-Event-ID of the first connect
 	Expect  int64    `json:"expect"`  // storm: the sequence number that completes a client
+	// Fanout: publishers, each numbering its own events 0, 1, 2… and
+	// publishing them one after another, so each one's events reach a
+	// client in order whatever the others do.
+	Publishers int `json:"publishers"`
 }
 
 // report is what a worker sends back, as JSON lines.
@@ -39,7 +43,12 @@ type report struct {
 	Dupes      int64  `json:"dupes"`
 	Reconnects int64  `json:"reconnects"`
 	Done       int64  `json:"done"`
-	Latency    *hist  `json:"latency"`
+	// Fanout: of the events not received at the end, Gaps were skipped in
+	// a publisher's sequence (lost), Tail were after the last one a client
+	// got from that publisher (the client was behind).
+	Gaps    int64 `json:"gaps"`
+	Tail    int64 `json:"tail"`
+	Latency *hist `json:"latency"`
 }
 
 // runWorker is the worker process: a job on stdin, then commands ("go",
@@ -81,21 +90,37 @@ func runWorker(stdin io.Reader, stdout io.Writer) error {
 	if err := out.Encode(rep); err != nil {
 		return err
 	}
-	published := int64(-1)
+	var published []int64 // per publisher
 	if in.Scan() {
-		if v, ok := strings.CutPrefix(in.Text(), "stop "); ok {
-			published, _ = strconv.ParseInt(v, 10, 64)
+		if v, ok := strings.CutPrefix(in.Text(), "stop "); ok && v != "-1" {
+			for _, f := range strings.Split(v, ",") {
+				n, _ := strconv.ParseInt(f, 10, 64)
+				published = append(published, n)
+			}
 		}
 	}
 	close(w.stop)
 	w.wg.Wait()
-	if published >= 0 && j.Mode == "fanout" {
-		// Every published event a client never got is lost.
-		for _, c := range w.clients {
-			w.lost.Add(published - c.count(published))
+	res := w.report("result")
+	res.Gaps, res.Tail = w.lost.Load(), w.tail(published)
+	res.Lost = res.Gaps + res.Tail
+	return out.Encode(res)
+}
+
+// tail counts, over every client, the events each publisher published
+// after the last one the client received from it.
+func (w *worker) tail(published []int64) int64 {
+	var tail int64
+	for _, c := range w.clients {
+		for k, n := range published {
+			last := int64(-1)
+			if k < len(c.lastOf) {
+				last = c.lastOf[k]
+			}
+			tail += n - 1 - last
 		}
 	}
-	return out.Encode(w.report("result"))
+	return tail
 }
 
 type worker struct {
@@ -117,33 +142,9 @@ type client struct {
 	local  net.IP
 	lastID string
 	last   int64    // storm: last sequence number received
-	seen   []uint64 // fanout: bitmap of sequence numbers received
+	lastOf []int64 // fanout: per publisher, the last sequence number received
 	retry  time.Duration
 	conn   net.Conn
-}
-
-// mark records seq as received and reports whether it was new.
-func (c *client) mark(seq int64) bool {
-	i, bit := seq/64, uint64(1)<<(seq%64)
-	for int64(len(c.seen)) <= i {
-		c.seen = append(c.seen, 0)
-	}
-	if c.seen[i]&bit != 0 {
-		return false
-	}
-	c.seen[i] |= bit
-	return true
-}
-
-// count is how many of the sequence numbers below n were received.
-func (c *client) count(n int64) int64 {
-	var k int64
-	for seq := range n {
-		if i := seq / 64; i < int64(len(c.seen)) && c.seen[i]&(1<<(seq%64)) != 0 {
-			k++
-		}
-	}
-	return k
 }
 
 func (w *worker) report(kind string) report {
@@ -323,13 +324,13 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 // event accounts one event; true when a storm client has all it wanted.
 func (w *worker) event(c *client, data []byte, t0 time.Time) bool {
 	now := time.Now()
-	seqB, rest, _ := bytes.Cut(data, []byte(" "))
-	seq, err := strconv.ParseInt(string(seqB), 10, 64)
-	if err != nil {
-		return false // not a benchmark event (a history-lost notice, say)
-	}
-	w.events.Add(1)
 	if w.job.Mode == "storm" {
+		seqB, _, _ := bytes.Cut(data, []byte(" "))
+		seq, err := strconv.ParseInt(string(seqB), 10, 64)
+		if err != nil {
+			return false // not a benchmark event (a history-lost notice, say)
+		}
+		w.events.Add(1)
 		switch {
 		case seq <= c.last:
 			w.dupes.Add(1)
@@ -344,12 +345,30 @@ func (w *worker) event(c *client, data []byte, t0 time.Time) bool {
 		}
 		return false
 	}
-	if seq < 0 || !c.mark(seq) {
-		w.dupes.Add(1)
+	// Fanout: "<publisher> <seq> <unix nanos>[ pad]".
+	f := bytes.SplitN(data, []byte(" "), 4)
+	if len(f) < 3 {
 		return false
 	}
-	tsB, _, _ := bytes.Cut(rest, []byte(" "))
-	if ts, err := strconv.ParseInt(string(tsB), 10, 64); err == nil {
+	k, err1 := strconv.Atoi(string(f[0]))
+	seq, err2 := strconv.ParseInt(string(f[1]), 10, 64)
+	if err1 != nil || err2 != nil || k < 0 || k >= max(w.job.Publishers, 1) {
+		return false
+	}
+	w.events.Add(1)
+	for len(c.lastOf) <= k {
+		c.lastOf = append(c.lastOf, -1)
+	}
+	switch last := c.lastOf[k]; {
+	case seq <= last:
+		w.dupes.Add(1)
+		return false
+	case seq > last+1:
+		w.lost.Add(seq - last - 1) // skipped: lost
+	}
+	c.lastOf[k] = seq
+	rest := f[2]
+	if ts, err := strconv.ParseInt(string(rest), 10, 64); err == nil {
 		w.lat.add(now.Sub(time.Unix(0, ts)))
 	}
 	return false
