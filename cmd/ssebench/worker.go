@@ -141,7 +141,7 @@ type client struct {
 	path   string
 	local  net.IP
 	lastID string
-	last   int64    // storm: last sequence number received
+	last   int64   // storm: last sequence number received
 	lastOf []int64 // fanout: per publisher, the last sequence number received
 	retry  time.Duration
 	conn   net.Conn
