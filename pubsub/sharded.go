@@ -2,8 +2,6 @@ package pubsub
 
 import (
 	"context"
-	"errors"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -349,39 +347,23 @@ func (s *ShardedSubscriber) shardCommands(ctx context.Context, ps *redis.PubSub,
 }
 
 func (s *ShardedSubscriber) shardReceive(ctx context.Context, ps *redis.PubSub, sh *shard, h Handler) error {
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, s.cfg.PingInterval)
+	return receiveLoop(ctx, ps, s.cfg.PingInterval, func(msg any, err error) error {
 		if err != nil {
-			if ctx.Err() != nil {
+			if slot := movedSlot(err); slot >= 0 {
+				// A subscription sent to a primary that no longer owns the
+				// slot (our slot map was stale).
+				s.moved(sh, func(ch string) bool { return slotOf(ch) == slot })
 				return nil
-			}
-			var ne net.Error
-			switch {
-			case errors.As(err, &ne) && ne.Timeout():
-				if pinged {
-					return errors.New("pubsub: redis shard did not answer a ping")
-				}
-				if err := ps.Ping(ctx); err != nil {
-					return err
-				}
-				pinged = true
-				continue
-			case movedSlot(err) >= 0:
-				// A subscription sent to a primary that no longer owns
-				// the slot (our slot map was stale).
-				s.moved(sh, func(ch string) bool { return slotOf(ch) == movedSlot(err) })
-				continue
 			}
 			return err
 		}
-		pinged = false
 		if ch := dispatch(s.cfg, msg, h); ch != "" {
 			// Redis unsubscribes a node's shard channels when their slot
 			// leaves the primary (resharding, or this primary demoted).
 			s.moved(sh, func(c string) bool { return c == ch })
 		}
-	}
+		return nil
+	})
 }
 
 // moved takes the channels of sh that match off it, to be assigned again

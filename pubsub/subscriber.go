@@ -245,17 +245,30 @@ func (s *Subscriber) requeue(sub, unsub []string) {
 }
 
 func (s *Subscriber) receive(ctx context.Context, ps *redis.PubSub, h Handler) error {
+	return receiveLoop(ctx, ps, s.cfg.PingInterval, func(msg any, err error) error {
+		if err != nil {
+			return err
+		}
+		s.healthy.Store(true)
+		dispatch(s.cfg, msg, h)
+		return nil
+	})
+}
+
+// receiveLoop reads ps until ctx ends (it then returns nil) or handle
+// returns an error. A silent connection gets a PING after pingEvery, and
+// ends if that is not answered within another pingEvery. handle gets every
+// message, and every error other than those timeouts: it returns nil to go
+// on, or the error that ends the loop.
+func receiveLoop(ctx context.Context, ps *redis.PubSub, pingEvery time.Duration, handle func(msg any, err error) error) error {
 	pinged := false
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, s.cfg.PingInterval)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				return err
-			}
+		msg, err := ps.ReceiveTimeout(ctx, pingEvery)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() {
 			if pinged {
 				return errors.New("pubsub: redis did not answer a ping")
 			}
@@ -265,9 +278,12 @@ func (s *Subscriber) receive(ctx context.Context, ps *redis.PubSub, h Handler) e
 			pinged = true
 			continue
 		}
-		pinged = false
-		s.healthy.Store(true)
-		dispatch(s.cfg, msg, h)
+		if err == nil {
+			pinged = false
+		}
+		if err := handle(msg, err); err != nil {
+			return err
+		}
 	}
 }
 

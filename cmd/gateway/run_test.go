@@ -123,20 +123,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) *node {
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never became ready (%v)", base, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitReadyWith(t, http.DefaultClient, base)
 }
 
 func publish(t *testing.T, base, topic, data string) string {

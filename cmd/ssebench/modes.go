@@ -327,60 +327,18 @@ type publishResult struct {
 	Err    string
 }
 
-func doPublishHTTP(ctx context.Context, t *target, conc int, dur time.Duration, size, topics int) publishResult {
-	pubs := make([]*publisher, topics)
-	shared := newPublisher(t, "", size, conc)
-	for i := range pubs {
-		pubs[i] = &publisher{t: t, hc: shared.hc, topic: fmt.Sprintf("pub-%d", i), size: size}
-	}
+// publishFor runs conc publishers for dur; each call of one returns the
+// errors of the events it published (nil for the ones that went through).
+func publishFor(ctx context.Context, conc int, dur time.Duration, one func(c int, i int64) []error) publishResult {
 	var n, errs atomic.Int64
 	var lastErr atomic.Value
 	deadline := time.Now().Add(dur)
+	start := time.Now()
 	var wg sync.WaitGroup
 	for c := range conc {
 		wg.Go(func() {
 			for i := int64(c); time.Now().Before(deadline) && ctx.Err() == nil; i += int64(conc) {
-				if _, err := pubs[i%int64(topics)].send(ctx, i); err != nil {
-					errs.Add(1)
-					lastErr.Store(err.Error())
-					continue
-				}
-				n.Add(1)
-			}
-		})
-	}
-	start := time.Now()
-	wg.Wait()
-	r := publishResult{N: n.Load(), Errors: errs.Load(), Rate: float64(n.Load()) / time.Since(start).Seconds()}
-	if e, ok := lastErr.Load().(string); ok {
-		r.Err = e
-	}
-	return r
-}
-
-func doPublishRedis(ctx context.Context, redisURL string, conc int, dur time.Duration, size, topics, batch int) (publishResult, error) {
-	rdb, topo, err := pubsub.RedisConfig{URL: redisURL}.Client()
-	if err != nil {
-		return publishResult{}, err
-	}
-	defer rdb.Close()
-	keys, _ := pubsub.NewKeys(pubsub.DefaultPrefix)
-	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys, Sharded: topo == pubsub.Cluster})
-	p := &publisher{size: size}
-	var n, errs atomic.Int64
-	var lastErr atomic.Value
-	deadline := time.Now().Add(dur)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range conc {
-		wg.Go(func() {
-			msgs := make([]pubsub.Message, batch)
-			for i := int64(c); time.Now().Before(deadline) && ctx.Err() == nil; i += int64(conc) {
-				for k := range msgs {
-					msgs[k] = pubsub.Message{Topic: fmt.Sprintf("pub-%d", (int(i)*batch+k)%topics), Data: p.data(i)}
-				}
-				_, perMsg := pub.PublishMany(ctx, msgs)
-				for _, err := range perMsg {
+				for _, err := range one(c, i) {
 					if err != nil {
 						errs.Add(1)
 						lastErr.Store(err.Error())
@@ -396,7 +354,41 @@ func doPublishRedis(ctx context.Context, redisURL string, conc int, dur time.Dur
 	if e, ok := lastErr.Load().(string); ok {
 		r.Err = e
 	}
-	return r, nil
+	return r
+}
+
+func doPublishHTTP(ctx context.Context, t *target, conc int, dur time.Duration, size, topics int) publishResult {
+	pubs := make([]*publisher, topics)
+	shared := newPublisher(t, "", size, conc)
+	for i := range pubs {
+		pubs[i] = &publisher{t: t, hc: shared.hc, topic: fmt.Sprintf("pub-%d", i), size: size}
+	}
+	return publishFor(ctx, conc, dur, func(_ int, i int64) []error {
+		_, err := pubs[i%int64(topics)].send(ctx, i)
+		return []error{err}
+	})
+}
+
+func doPublishRedis(ctx context.Context, redisURL string, conc int, dur time.Duration, size, topics, batch int) (publishResult, error) {
+	rdb, topo, err := pubsub.RedisConfig{URL: redisURL}.Client()
+	if err != nil {
+		return publishResult{}, err
+	}
+	defer rdb.Close()
+	keys, _ := pubsub.NewKeys(pubsub.DefaultPrefix)
+	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys, Sharded: topo == pubsub.Cluster})
+	p := &publisher{size: size}
+	msgs := make([][]pubsub.Message, conc)
+	for c := range msgs {
+		msgs[c] = make([]pubsub.Message, batch)
+	}
+	return publishFor(ctx, conc, dur, func(c int, i int64) []error {
+		for k := range msgs[c] {
+			msgs[c][k] = pubsub.Message{Topic: fmt.Sprintf("pub-%d", (int(i)*batch+k)%topics), Data: p.data(i)}
+		}
+		_, errs := pub.PublishMany(ctx, msgs[c])
+		return errs
+	}), nil
 }
 
 func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
