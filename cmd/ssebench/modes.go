@@ -202,6 +202,10 @@ func doFanout(ctx context.Context, t *target, subs int, rate float64, dur time.D
 	return r, nil
 }
 
+// defaultPublishers is enough concurrent publishers that a publish round
+// trip of up to a quarter second does not lower the offered rate.
+func defaultPublishers(rate float64) int { return max(64, int(rate/4)) }
+
 func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ssebench fanout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -212,10 +216,13 @@ func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dur := fs.Duration("duration", 10*time.Second, "how long to publish")
 	size := fs.Int("size", 64, "event data bytes")
 	topic := fs.String("topic", "fanout", "topic")
-	publishers := fs.Int("publishers", 1, "concurrent publish requests (1 keeps the events in order)")
+	publishers := fs.Int("publishers", 0, "concurrent publishers, each numbering its own events (0: 64, or rate/4 if more), enough that a slow publish does not lower the rate")
 	drain := fs.Duration("drain", 5*time.Second, "wait after publishing before counting")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *publishers <= 0 {
+		*publishers = defaultPublishers(*rate)
 	}
 	r, err := doFanout(ctx, &t, *subs, *rate, *dur, *size, *topic, *publishers, *drain)
 	if err != nil {

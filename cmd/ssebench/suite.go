@@ -85,7 +85,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// events need not be published in order).
 	fanout := func(label, name string, subs int, rate float64, dur, drain time.Duration, args ...string) error {
 		return withNode(name, func(t *target) error {
-			r, err := doFanout(ctx, t, subs, rate, dur, 64, "fanout", max(64, int(rate/4)), drain)
+			r, err := doFanout(ctx, t, subs, rate, dur, 64, "fanout", defaultPublishers(rate), drain)
 			if err != nil {
 				return err
 			}
