@@ -285,3 +285,24 @@ func TestRun_healthcheck(t *testing.T) {
 		t.Error("a stopped node passed the healthcheck")
 	}
 }
+
+// TestRun_TLS_http1: a client that speaks only HTTP/1.1 over TLS gets a
+// taken-over stream, written through the TLS connection.
+func TestRun_TLS_http1(t *testing.T) {
+	pair := testcert.Write(t, t.TempDir(), "node")
+	n := startRun(t, nil, "--tls-cert", pair.CertFile, "--tls-key", pair.KeyFile, "--send-buffer", "65536")
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pair.Pool}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	waitReadyWith(t, hc, n.url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, parser := openStream(ctx, t, hc, eventsURL(n.url, "tls1"), nil)
+	if res.ProtoMajor != 1 || !res.Close {
+		t.Fatalf("got %s, close=%v; want HTTP/1.1 ending with the connection", res.Proto, res.Close)
+	}
+	postEvent(t, hc, n.url, "tls1", "over TLS")
+	if ev, err := parser.Next(); err != nil || ev.Data != "over TLS" {
+		t.Fatalf("%+v %v", ev, err)
+	}
+}
