@@ -138,8 +138,10 @@ func (s *Server) parseTopics(raw []string) ([]string, error) {
 	return topics, nil
 }
 
-// stream is one open SSE response and its writer. Everything here runs on
-// the request's goroutine, which is the stream's only writer.
+// stream is one open SSE response and its writer. One goroutine at a time
+// runs it, and is its only writer: the request's for setup and replay,
+// then, for a taken-over HTTP/1.1 connection, a goroutine of its own for
+// the live part.
 type stream struct {
 	s      *Server
 	out    sink
@@ -159,11 +161,10 @@ type stream struct {
 	hb                    *time.Ticker
 	timers                []*time.Timer
 	registered            bool
-	sentEvents, sentBytes int64  // over the stream's life, for its close log line
-	replayResult          string // how the resume went, for replays_total
+	sentEvents, sentBytes int64 // over the stream's life, for its close log line
 
 	stop    chan closeReason // the node asks the stream to end (drain)
-	done    chan struct{}    // closed when the handler returns
+	done    chan struct{}    // closed when the stream has ended
 	expires time.Time        // the token's expiry: the stream ends then
 }
 
@@ -313,25 +314,20 @@ func (st *stream) writeFailed() closeReason {
 // up to the position the hub had when the stream joined, and ends with a
 // checkpoint id. It reports false, with the reason, if the stream must end.
 func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (closeReason, bool) {
-	s := st.s
-	if cursor == "" {
-		return st.place(ctx, cursor, ts)
-	}
 	start := time.Now()
-	r, ok := st.place(ctx, cursor, ts)
-	result := st.replayResult
+	r, ok, result := st.place(ctx, cursor, ts)
 	if !ok && r == closeRedis {
 		result = replayError
 	}
-	if result != "" {
-		s.m.replays.WithLabelValues(result).Inc()
-		s.m.replayDuration.Observe(time.Since(start).Seconds())
+	if cursor != "" && result != "" {
+		st.s.m.replays.WithLabelValues(result).Inc()
+		st.s.m.replayDuration.Observe(time.Since(start).Seconds())
 	}
 	return r, ok
 }
 
-// place does resume's work, and records in replayResult how it went.
-func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (closeReason, bool) {
+// place does resume's work, and says how it went for replays_total.
+func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (r closeReason, ok bool, result string) {
 	s := st.s
 	starts := decodeCursor(cursor, st.conn.tags)
 	upTo := make([]replay.ID, len(ts))
@@ -357,7 +353,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 			ok, err := s.hist.Contains(ctx, topic, sp.id)
 			if err != nil {
 				st.logger().Warn().Err(err).Msg("resume: checking a cursor failed")
-				return st.bye(closeRedis), false
+				return st.bye(closeRedis), false, result
 			}
 			if ok {
 				st.pos[i] = sp.id
@@ -371,7 +367,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 				lost["trimmed"] = append(lost["trimmed"], i)
 			case err != nil:
 				st.logger().Warn().Err(err).Msg("resume: reading history failed")
-				return st.bye(closeRedis), false
+				return st.bye(closeRedis), false, result
 			default:
 				st.pos[i] = sp.id
 				replaying = append(replaying, i)
@@ -381,11 +377,11 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 	}
 	switch {
 	case len(lost) > 0:
-		st.replayResult = replayLost
+		result = replayLost
 	case len(replaying) > 0:
-		st.replayResult = replayReplayed
+		result = replayReplayed
 	case cursor != "":
-		st.replayResult = replayUpToDate
+		result = replayUpToDate
 	}
 	for _, reason := range []string{"invalid-cursor", "trimmed"} {
 		if idx := lost[reason]; len(idx) > 0 {
@@ -398,7 +394,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 			for _, e := range page {
 				st.appendEvent(i, e)
 				if len(st.buf) >= flushAt && st.flush() != nil {
-					return closeWrite, false
+					return closeWrite, false, result
 				}
 			}
 			s.m.replayed.Add(float64(len(page)))
@@ -415,7 +411,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 			}
 			if err != nil {
 				st.logger().Warn().Err(err).Msg("resume: reading history failed")
-				return st.bye(closeRedis), false
+				return st.bye(closeRedis), false, result
 			}
 		}
 	}
@@ -428,9 +424,9 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (c
 		st.buf = append(st.buf, '\n')
 	}
 	if st.flush() != nil {
-		return closeWrite, false
+		return closeWrite, false, result
 	}
-	return 0, true
+	return 0, true, result
 }
 
 // appendID appends "id: <cursor>\n" for the current positions.

@@ -118,22 +118,33 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	if err := p.Validate(m); err != nil {
 		return "", err
 	}
-	key, ttl := p.idempotency(m)
-	k := p.cfg.Keys
-	id, err := p.script.Run(ctx, p.rdb,
-		[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
-		m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl).Text()
+	keys, args := p.scriptArgs(m)
+	id, err := p.script.Run(ctx, p.rdb, keys, args...).Text()
 	if err != nil {
-		var reply redis.Error
-		if rs, ok := p.rdb.(stateReloader); ok && !errors.As(err, &reply) {
-			// A cluster client keeps routing a slot to its old primary
-			// until its slot map is reloaded (every minute by default):
-			// after a failover, a network error is the sign to reload now.
-			rs.ReloadState(context.WithoutCancel(ctx))
-		}
+		p.failed(ctx, err)
 		return "", fmt.Errorf("pubsub: publish to %q: %w", m.Topic, err)
 	}
 	return id, nil
+}
+
+// scriptArgs are the publish script's keys and arguments for m.
+func (p *Publisher) scriptArgs(m Message) ([]string, []any) {
+	key, ttl := p.idempotency(m)
+	k := p.cfg.Keys
+	return []string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
+		[]any{m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl}
+}
+
+// failed reacts to a publish that failed with err. A cluster client keeps
+// routing a slot to its old primary until its slot map is reloaded (every
+// minute by default): after a failover, a network error (not a reply) is
+// the sign to reload now. The reload is lazy and happens once however many
+// publishes ask for it.
+func (p *Publisher) failed(ctx context.Context, err error) {
+	var reply redis.Error
+	if rs, ok := p.rdb.(stateReloader); ok && !errors.As(err, &reply) {
+		rs.ReloadState(context.WithoutCancel(ctx))
+	}
 }
 
 // pipeliner is what PublishMany needs of a client beyond redis.Scripter;
@@ -179,9 +190,8 @@ func (p *Publisher) PublishMany(ctx context.Context, msgs []Message) ([]string, 
 		}
 		p.loaded.Store(true)
 	}
-	reload := false
 	for attempt := 0; ; attempt++ {
-		noScript := p.pipeline(ctx, pl, msgs, valid, ids, errs, &reload)
+		noScript := p.pipeline(ctx, pl, msgs, valid, ids, errs)
 		if len(noScript) == 0 || attempt == 1 {
 			break
 		}
@@ -194,24 +204,17 @@ func (p *Publisher) PublishMany(ctx context.Context, msgs []Message) ([]string, 
 		p.loaded.Store(true)
 		valid = noScript
 	}
-	if rs, ok := p.rdb.(stateReloader); ok && reload {
-		rs.ReloadState(context.WithoutCancel(ctx))
-	}
 	return ids, errs
 }
 
 // pipeline sends the messages at indexes valid as one pipeline, filling ids
 // and errs, and returns the indexes that failed with NOSCRIPT.
-func (p *Publisher) pipeline(ctx context.Context, pl pipeliner, msgs []Message, valid []int, ids []string, errs []error, reload *bool) []int {
-	k := p.cfg.Keys
+func (p *Publisher) pipeline(ctx context.Context, pl pipeliner, msgs []Message, valid []int, ids []string, errs []error) []int {
 	cmds := make([]*redis.Cmd, len(msgs))
 	_, _ = pl.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for _, i := range valid {
-			m := msgs[i]
-			key, ttl := p.idempotency(m)
-			cmds[i] = p.script.EvalSha(ctx, pipe,
-				[]string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
-				m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl)
+			keys, args := p.scriptArgs(msgs[i])
+			cmds[i] = p.script.EvalSha(ctx, pipe, keys, args...)
 		}
 		return nil
 	})
@@ -219,12 +222,11 @@ func (p *Publisher) pipeline(ctx context.Context, pl pipeliner, msgs []Message, 
 	for _, i := range valid {
 		id, err := cmds[i].Text()
 		if err != nil {
-			var reply redis.Error
 			if redis.HasErrorPrefix(err, "NOSCRIPT") {
 				p.loaded.Store(false)
 				noScript = append(noScript, i)
-			} else if !errors.As(err, &reply) {
-				*reload = true
+			} else {
+				p.failed(ctx, err)
 			}
 			errs[i] = fmt.Errorf("pubsub: publish to %q: %w", msgs[i].Topic, err)
 			continue

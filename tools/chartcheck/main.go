@@ -14,6 +14,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,7 @@ func decodeAll(r io.Reader) ([]runtime.Object, error) {
 		return nil, err
 	}
 	dec := serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
-	rd := utilyaml.NewYAMLReader(bufioReader(r))
+	rd := utilyaml.NewYAMLReader(bufio.NewReaderSize(r, 1<<16))
 	var objs []runtime.Object
 	for {
 		doc, err := rd.Read()
