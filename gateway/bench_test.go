@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssegateway/ssegateway/pubsub"
-	"github.com/ssegateway/ssegateway/replay"
+	"github.com/ssegateway/ssegateway/contract"
 )
 
 func BenchmarkAppendBody(b *testing.B) {
@@ -29,7 +28,7 @@ func BenchmarkAppendBody(b *testing.B) {
 }
 
 func BenchmarkNewFrame(b *testing.B) {
-	ev := event{id: replay.ID{Ms: 1795478727864, Seq: 3}, prev: replay.ID{Ms: 1795478727864, Seq: 2}, typ: "tick", data: strings.Repeat("x", 100)}
+	ev := event{id: contract.ID{Ms: 1795478727864, Seq: 3}, prev: contract.ID{Ms: 1795478727864, Seq: 2}, typ: "tick", data: strings.Repeat("x", 100)}
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = newFrame(ev)
@@ -38,7 +37,7 @@ func BenchmarkNewFrame(b *testing.B) {
 
 func BenchmarkCursor(b *testing.B) {
 	tags := tagsOf("orders/42", "news/world", "user:42")
-	pos := []replay.ID{{Ms: 1795478727864, Seq: 1}, {Ms: 1795478727001}, {Ms: 1795478720000, Seq: 12}}
+	pos := []contract.ID{{Ms: 1795478727864, Seq: 1}, {Ms: 1795478727001}, {Ms: 1795478720000, Seq: 12}}
 	cur := string(appendCursor(nil, tags, pos))
 	b.Run("encode-3-topics", func(b *testing.B) {
 		buf := make([]byte, 0, 128)
@@ -73,13 +72,13 @@ func BenchmarkHubBroadcast(b *testing.B) {
 				b.Fatal(err)
 			}
 			data := strings.Repeat("x", 100)
-			prev := replay.ID{}
+			prev := contract.ID{}
 			b.ReportAllocs()
 			n := 0
 			for b.Loop() {
 				n++
-				id := replay.ID{Ms: uint64(n)}
-				h.HandleEvent("t", pubsub.Envelope{ID: id.String(), Prev: prev.String(), Data: data})
+				id := contract.ID{Ms: uint64(n)}
+				h.HandleEvent("t", contract.Envelope{ID: id.String(), Prev: prev.String(), Data: data})
 				prev = id
 				for _, c := range conns {
 					q, _ := c.take()
@@ -93,7 +92,7 @@ func BenchmarkHubBroadcast(b *testing.B) {
 
 func BenchmarkConnEnqueueTake(b *testing.B) {
 	c := newConn([]string{"t"}, 1<<30)
-	f := newFrame(event{id: replay.ID{Ms: 1}, data: strings.Repeat("x", 100)})
+	f := newFrame(event{id: contract.ID{Ms: 1}, data: strings.Repeat("x", 100)})
 	b.ReportAllocs()
 	for b.Loop() {
 		for range 16 {

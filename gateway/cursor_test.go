@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ssegateway/ssegateway/replay"
+	"github.com/ssegateway/ssegateway/contract"
 )
 
 func tagsOf(topics ...string) []string {
@@ -18,7 +18,7 @@ func tagsOf(topics ...string) []string {
 }
 
 func TestCursor_roundTrip(t *testing.T) {
-	ids := []replay.ID{{}, {Ms: 1}, {Ms: 1732406400000}, {Ms: 1732406400000, Seq: 7},
+	ids := []contract.ID{{}, {Ms: 1}, {Ms: 1732406400000}, {Ms: 1732406400000, Seq: 7},
 		{Ms: math.MaxUint64, Seq: math.MaxUint64}, {Ms: 0, Seq: 1}}
 	for n := 1; n <= 6; n++ {
 		topics := []string{"a", "b", "orders/123", "news.world", "user:42", "z"}[:n]
@@ -39,7 +39,7 @@ func TestCursor_roundTrip(t *testing.T) {
 
 func TestCursor_single(t *testing.T) {
 	tags := tagsOf("a")
-	cur := string(appendCursor(nil, tags, []replay.ID{{Ms: 5, Seq: 1}}))
+	cur := string(appendCursor(nil, tags, []contract.ID{{Ms: 5, Seq: 1}}))
 	if cur != "5-1" {
 		t.Fatalf("single-topic cursor = %q, want the stream id", cur)
 	}
@@ -47,9 +47,9 @@ func TestCursor_single(t *testing.T) {
 
 func TestCursor_compact(t *testing.T) {
 	topics := []string{"orders/123", "news", "user:42/notifications", "prices.eur", "alerts", "chat/room-1", "presence", "feed"}
-	pos := make([]replay.ID, len(topics))
+	pos := make([]contract.ID, len(topics))
 	for i := range pos {
-		pos[i] = replay.ID{Ms: 1795478727864 + uint64(i)*1000, Seq: uint64(i % 2)}
+		pos[i] = contract.ID{Ms: 1795478727864 + uint64(i)*1000, Seq: uint64(i % 2)}
 	}
 	cur := appendCursor(nil, tagsOf(topics...), pos)
 	if len(cur) > 128 {
@@ -58,15 +58,15 @@ func TestCursor_compact(t *testing.T) {
 }
 
 func TestCursor_topicsChanged(t *testing.T) {
-	old := appendCursor(nil, tagsOf("a", "b"), []replay.ID{{Ms: 10}, {Ms: 20}})
+	old := appendCursor(nil, tagsOf("a", "b"), []contract.ID{{Ms: 10}, {Ms: 20}})
 	// b dropped, c added: b's position is ignored, c starts live.
 	got := decodeCursor(string(old), tagsOf("a", "c"))
-	if got[0].kind != startAt || got[0].id != (replay.ID{Ms: 10}) || got[1].kind != startLive {
+	if got[0].kind != startAt || got[0].id != (contract.ID{Ms: 10}) || got[1].kind != startLive {
 		t.Fatalf("got %+v", got)
 	}
 	// Down to one topic: a multi cursor still places it.
 	got = decodeCursor(string(old), tagsOf("b"))
-	if got[0].kind != startAt || got[0].id != (replay.ID{Ms: 20}) {
+	if got[0].kind != startAt || got[0].id != (contract.ID{Ms: 20}) {
 		t.Fatalf("got %+v", got)
 	}
 }
@@ -95,7 +95,7 @@ func TestCursor_tagCollision(t *testing.T) {
 	seen := map[string]string{}
 	var a, b string
 	for i := 0; a == ""; i++ {
-		topic := "t" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + replay.ID{Ms: uint64(i)}.String()
+		topic := "t" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + contract.ID{Ms: uint64(i)}.String()
 		tag := cursorTag(topic)
 		if other, ok := seen[tag]; ok && other != topic {
 			a, b = other, topic
@@ -103,7 +103,7 @@ func TestCursor_tagCollision(t *testing.T) {
 		seen[tag] = topic
 	}
 	tags := tagsOf(a, b)
-	cur := appendCursor(nil, tags, []replay.ID{{Ms: 1}, {Ms: 2}})
+	cur := appendCursor(nil, tags, []contract.ID{{Ms: 1}, {Ms: 2}})
 	for i, st := range decodeCursor(string(cur), tags) {
 		if st.kind != startInvalid {
 			t.Fatalf("colliding topic %d placed as %+v", i, st)
@@ -122,7 +122,7 @@ func FuzzDecodeCursor(f *testing.F) {
 			t.Fatalf("%d starts for %d topics", len(got), len(tags))
 		}
 		// Whatever was placed re-encodes to something that decodes the same.
-		pos := make([]replay.ID, len(tags))
+		pos := make([]contract.ID, len(tags))
 		for i, st := range got {
 			pos[i] = st.id
 		}

@@ -4,8 +4,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ssegateway/ssegateway/pubsub"
-	"github.com/ssegateway/ssegateway/replay"
+	"github.com/ssegateway/ssegateway/contract"
 )
 
 // The SSE wire format (WHATWG HTML, "Server-sent events"). Two rules shape
@@ -20,7 +19,7 @@ import (
 // appendData appends the event type and data fields and the blank line that
 // ends the event.
 func appendBody(b []byte, typ, data string) []byte {
-	if typ != "" && pubsub.ValidateType(typ) == nil {
+	if typ != "" && contract.ValidateType(typ) == nil {
 		b = append(b, "event: "...)
 		b = append(b, typ...)
 		b = append(b, '\n')
@@ -57,7 +56,7 @@ const heartbeat = ":\n"
 // frame is one event of one topic, encoded once and shared by every
 // subscriber on the node. It is immutable once built.
 type frame struct {
-	id, prev replay.ID
+	id, prev contract.ID
 	// buf is "id: <event id>\n" followed by the body; single-topic streams
 	// write it whole, multi-topic streams write their own id line and then
 	// buf[body:].
@@ -80,6 +79,6 @@ func newFrame(ev event) *frame {
 
 // event is one event of a topic as the hub handles it.
 type event struct {
-	id, prev  replay.ID
+	id, prev  contract.ID
 	typ, data string
 }

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
-	"github.com/ssegateway/ssegateway/replay"
 )
 
 func TestAppendBody_golden(t *testing.T) {
@@ -49,7 +49,7 @@ func TestAppendBody_roundTrip(t *testing.T) {
 	var stream []byte
 	for i, p := range payloads {
 		stream = append(stream, "id: "...)
-		stream = replay.ID{Ms: uint64(i + 1)}.AppendTo(stream)
+		stream = contract.ID{Ms: uint64(i + 1)}.AppendTo(stream)
 		stream = append(stream, '\n')
 		stream = appendBody(stream, "", p)
 	}
@@ -60,7 +60,7 @@ func TestAppendBody_roundTrip(t *testing.T) {
 			t.Fatalf("event %d: %v", i, err)
 		}
 		want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(p)
-		wantID := replay.ID{Ms: uint64(i + 1)}.String()
+		wantID := contract.ID{Ms: uint64(i + 1)}.String()
 		if ev.Data != want || ev.Type != "message" || ev.LastEventID != wantID {
 			t.Fatalf("event %d = %+v, want data %q", i, ev, want)
 		}
@@ -71,7 +71,7 @@ func TestAppendBody_roundTrip(t *testing.T) {
 }
 
 func TestNewFrame_sharesIDAndBody(t *testing.T) {
-	f := newFrame(event{id: replay.ID{Ms: 17, Seq: 2}, prev: replay.ID{Ms: 17, Seq: 1}, typ: "t", data: "d"})
+	f := newFrame(event{id: contract.ID{Ms: 17, Seq: 2}, prev: contract.ID{Ms: 17, Seq: 1}, typ: "t", data: "d"})
 	if got, want := string(f.buf), "id: 17-2\nevent: t\ndata: d\n\n"; got != want {
 		t.Fatalf("frame = %q, want %q", got, want)
 	}

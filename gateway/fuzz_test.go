@@ -8,9 +8,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/pubsub"
-	"github.com/ssegateway/ssegateway/replay"
 )
 
 // FuzzAppendBody decodes what the encoder writes with the spec-following
@@ -33,7 +33,7 @@ func FuzzAppendBody(f *testing.F) {
 		}
 		want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(data)
 		wantType := "message"
-		if typ != "" && pubsub.ValidateType(typ) == nil {
+		if typ != "" && contract.ValidateType(typ) == nil {
 			wantType = typ
 		}
 		if ev.Data != want || ev.Type != wantType || ev.LastEventID != "7-1" {
@@ -51,9 +51,9 @@ func FuzzValidateTopic(f *testing.F) {
 	for _, s := range []string{"a", "a{b}", "}", "a\x00b", "a\nb", "*", "orders/42", strings.Repeat("x", 300)} {
 		f.Add(s)
 	}
-	keys, _ := pubsub.NewKeys("p:")
+	keys, _ := contract.NewKeys("p:")
 	f.Fuzz(func(t *testing.T, topic string) {
-		if pubsub.ValidateTopic(topic, 0) != nil {
+		if contract.ValidateTopic(topic, 0) != nil {
 			return
 		}
 		for _, k := range []string{keys.Stream(topic), keys.Last(topic), keys.Channel(topic), keys.Idempotency(topic, "k")} {
@@ -84,7 +84,7 @@ func FuzzPublishBody(f *testing.F) {
 			t.Fatalf("body %q: %d %s", body, rec.Code, rec.Body)
 		}
 		if rec.Code == http.StatusOK {
-			if _, err := replay.ParseID(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(rec.Body.String()), `{"id":"`), `"}`)); err != nil {
+			if _, err := contract.ParseID(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(rec.Body.String()), `{"id":"`), `"}`)); err != nil {
 				t.Fatalf("200 without an id: %s", rec.Body)
 			}
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
-	"github.com/ssegateway/ssegateway/pubsub"
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/replay"
 )
 
@@ -128,7 +128,7 @@ func (s *Server) parseTopics(raw []string) ([]string, error) {
 		return nil, fmt.Errorf("%d topics requested, at most %d per stream allowed", len(topics), s.cfg.MaxTopics)
 	}
 	for _, t := range topics {
-		if err := pubsub.ValidateTopic(t, s.cfg.MaxTopicLen); err != nil {
+		if err := contract.ValidateTopic(t, s.cfg.MaxTopicLen); err != nil {
 			if len(t) > s.cfg.MaxTopicLen {
 				s.m.limited.WithLabelValues(limitTopicLength).Inc()
 			}
@@ -149,10 +149,10 @@ type stream struct {
 	conn   *conn
 	client string // the client's address, for the log
 
-	pos       []replay.ID // per topic: the newest event this client has been sent
-	buf       []byte      // bytes waiting for the next write
-	events    int         // events in buf, counted into the metrics at the flush
-	liveMs    uint64      // id time of the oldest live event in buf; 0 if none
+	pos       []contract.ID // per topic: the newest event this client has been sent
+	buf       []byte        // bytes waiting for the next write
+	events    int           // events in buf, counted into the metrics at the flush
+	liveMs    uint64        // id time of the oldest live event in buf; 0 if none
 	lastWrite time.Time
 	rearmAt   time.Time // when the write deadline must be set again
 
@@ -330,8 +330,8 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (
 func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (r closeReason, ok bool, result string) {
 	s := st.s
 	starts := decodeCursor(cursor, st.conn.tags)
-	upTo := make([]replay.ID, len(ts))
-	st.pos = make([]replay.ID, len(ts))
+	upTo := make([]contract.ID, len(ts))
+	st.pos = make([]contract.ID, len(ts))
 	for i, t := range ts {
 		upTo[i] = t.position()
 		st.pos[i] = upTo[i]
@@ -492,7 +492,7 @@ func (st *stream) appendLost(idx []int, reason string) {
 	}
 	data, _ := json.Marshal(hl)
 	st.buf = st.appendID(st.buf)
-	st.buf = appendBody(append(st.buf, "event: "+pubsub.HistoryLostType+"\n"...), "", string(data))
+	st.buf = appendBody(append(st.buf, "event: "+contract.HistoryLostType+"\n"...), "", string(data))
 	st.s.m.historyLost.Inc()
 }
 

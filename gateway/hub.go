@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
@@ -42,15 +43,15 @@ type topicState struct {
 	mu        sync.Mutex
 	subs      map[*conn]int // stream → index of this topic in its topic list
 	phase     phase
-	known     bool      // last is valid
-	last      replay.ID // newest event delivered to subs
-	pending   []event   // envelopes received while syncing, in arrival order
-	overflow  bool      // pending dropped some: read the stream
-	resync    bool      // the stream must be read after last
-	queued    bool      // in the sync queue
-	removed   bool      // no longer in hub.topics
-	idleSince time.Time // when subs became empty; zero while it has any
-	behind    replay.ID // newest id on record at the last position check, if not yet delivered
+	known     bool        // last is valid
+	last      contract.ID // newest event delivered to subs
+	pending   []event     // envelopes received while syncing, in arrival order
+	overflow  bool        // pending dropped some: read the stream
+	resync    bool        // the stream must be read after last
+	queued    bool        // in the sync queue
+	removed   bool        // no longer in hub.topics
+	idleSince time.Time   // when subs became empty; zero while it has any
+	behind    contract.ID // newest id on record at the last position check, if not yet delivered
 }
 
 // subscription is what the hub needs of pubsub.Subscriber.
@@ -127,7 +128,7 @@ func (h *hub) leave(c *conn, ts []*topicState) {
 }
 
 // position returns the newest event delivered on t. Call after t.ready.
-func (t *topicState) position() replay.ID {
+func (t *topicState) position() contract.ID {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.last
@@ -140,14 +141,14 @@ func (h *hub) lookup(topic string) *topicState {
 }
 
 // HandleEvent implements pubsub.Handler.
-func (h *hub) HandleEvent(topic string, env pubsub.Envelope) {
+func (h *hub) HandleEvent(topic string, env contract.Envelope) {
 	h.m.received.Inc()
 	t := h.lookup(topic)
 	if t == nil {
 		return
 	}
-	id, err1 := replay.ParseID(env.ID)
-	prev, err2 := replay.ParseID(env.Prev)
+	id, err1 := contract.ParseID(env.ID)
+	prev, err2 := contract.ParseID(env.Prev)
 	if err1 != nil || err2 != nil {
 		h.log.Error().Str("topic", topic).Str("id", env.ID).Str("prev", env.Prev).Msg("dropping an envelope with malformed ids")
 		return
@@ -224,7 +225,7 @@ func (h *hub) deliver(t *topicState, ev event) {
 
 // deliverLost tells every stream that the events after t.last up to newest
 // are gone. t.mu must be held.
-func (h *hub) deliverLost(t *topicState, newest replay.ID) {
+func (h *hub) deliverLost(t *topicState, newest contract.ID) {
 	f := &frame{id: newest, prev: t.last, lost: true}
 	for c, idx := range t.subs {
 		c.enqueue(f, idx)
@@ -309,7 +310,7 @@ func (h *hub) checkPositions(ctx context.Context) error {
 				t.resync = true
 				h.queueSync(t)
 			}
-			t.behind = replay.ID{}
+			t.behind = contract.ID{}
 			if t.last.Less(newest[i]) {
 				t.behind = newest[i]
 			}
@@ -394,7 +395,7 @@ func (h *hub) sync(ctx context.Context, t *topicState) error {
 		from := t.last
 		t.mu.Unlock()
 
-		entries, err := h.hist.After(ctx, t.name, from, replay.ID{}, h.batch)
+		entries, err := h.hist.After(ctx, t.name, from, contract.ID{}, h.batch)
 		if errors.Is(err, replay.ErrHistoryLost) {
 			newest, lerr := h.hist.Last(ctx, t.name)
 			switch {

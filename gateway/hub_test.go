@@ -10,7 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ssegateway/ssegateway/pubsub"
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/replay"
 )
 
@@ -19,24 +19,24 @@ import (
 type memHistory struct {
 	mu      sync.Mutex
 	entries map[string][]replay.Entry
-	last    map[string]replay.ID
+	last    map[string]contract.ID
 }
 
 func newMemHistory() *memHistory {
-	return &memHistory{entries: map[string][]replay.Entry{}, last: map[string]replay.ID{}}
+	return &memHistory{entries: map[string][]replay.Entry{}, last: map[string]contract.ID{}}
 }
 
 // add appends events with ids ms..ms+n-1 (seq 0) and returns their envelopes.
-func (m *memHistory) add(topic string, ms, n int) []pubsub.Envelope {
+func (m *memHistory) add(topic string, ms, n int) []contract.Envelope {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var envs []pubsub.Envelope
+	var envs []contract.Envelope
 	for i := 0; i < n; i++ {
-		id := replay.ID{Ms: uint64(ms + i)}
+		id := contract.ID{Ms: uint64(ms + i)}
 		e := replay.Entry{ID: id, Prev: m.last[topic], Data: fmt.Sprint(ms + i)}
 		m.entries[topic] = append(m.entries[topic], e)
 		m.last[topic] = id
-		envs = append(envs, pubsub.Envelope{ID: id.String(), Prev: e.Prev.String(), Data: e.Data})
+		envs = append(envs, contract.Envelope{ID: id.String(), Prev: e.Prev.String(), Data: e.Data})
 	}
 	return envs
 }
@@ -49,13 +49,13 @@ func (m *memHistory) trim(topic string, keep int) {
 	m.entries[topic] = slices.Clone(es[max(0, len(es)-keep):])
 }
 
-func (m *memHistory) Last(_ context.Context, topic string) (replay.ID, error) {
+func (m *memHistory) Last(_ context.Context, topic string) (contract.ID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.last[topic], nil
 }
 
-func (m *memHistory) After(_ context.Context, topic string, after, until replay.ID, count int64) ([]replay.Entry, error) {
+func (m *memHistory) After(_ context.Context, topic string, after, until contract.ID, count int64) ([]replay.Entry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []replay.Entry
@@ -76,17 +76,17 @@ func (m *memHistory) After(_ context.Context, topic string, after, until replay.
 	return out, nil
 }
 
-func (m *memHistory) Lasts(_ context.Context, topics []string) ([]replay.ID, error) {
+func (m *memHistory) Lasts(_ context.Context, topics []string) ([]contract.ID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]replay.ID, len(topics))
+	out := make([]contract.ID, len(topics))
 	for i, t := range topics {
 		out[i] = m.last[t]
 	}
 	return out, nil
 }
 
-func (m *memHistory) Contains(_ context.Context, topic string, id replay.ID) (bool, error) {
+func (m *memHistory) Contains(_ context.Context, topic string, id contract.ID) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range m.entries[topic] {
@@ -191,7 +191,7 @@ func TestHub_HandleEvent_inOrder(t *testing.T) {
 	h, _ := startHub(t, hist, time.Minute)
 	c := newConn([]string{"a"}, 1<<20)
 	ts := joinLive(t, h, c)
-	if got := ts[0].position(); got != (replay.ID{Ms: 1}) {
+	if got := ts[0].position(); got != (contract.ID{Ms: 1}) {
 		t.Fatalf("position %v, want 1-0", got)
 	}
 	for _, env := range hist.add("a", 2, 4) {
@@ -279,7 +279,7 @@ func TestHub_sweep_unsubscribesAfterGrace(t *testing.T) {
 
 func TestConn_enqueue_overflowEvicts(t *testing.T) {
 	c := newConn([]string{"a"}, 150) // a frame is 56 bytes: two fit, three do not
-	f := newFrame(event{id: replay.ID{Ms: 1}, data: "0123456789012345678901234567890123456789"})
+	f := newFrame(event{id: contract.ID{Ms: 1}, data: "0123456789012345678901234567890123456789"})
 	c.enqueue(f, 0)
 	c.enqueue(f, 0)
 	if q, ev := c.take(); len(q) != 2 || ev {
@@ -338,7 +338,7 @@ type slowHistory struct {
 	calls int
 }
 
-func (s *slowHistory) After(ctx context.Context, topic string, after, until replay.ID, count int64) ([]replay.Entry, error) {
+func (s *slowHistory) After(ctx context.Context, topic string, after, until contract.ID, count int64) ([]replay.Entry, error) {
 	s.mu.Lock()
 	s.calls++
 	s.mu.Unlock()
@@ -356,13 +356,13 @@ func TestReadGroup_after_sharesIdenticalReads(t *testing.T) {
 	errs := make([]error, readers)
 	for i := range readers {
 		wg.Go(func() {
-			results[i], errs[i] = g.after(context.Background(), "a", replay.ID{Ms: 3}, replay.ID{Ms: 10}, 100)
+			results[i], errs[i] = g.after(context.Background(), "a", contract.ID{Ms: 3}, contract.ID{Ms: 10}, 100)
 		})
 	}
 	wg.Wait()
 	g.wg.Wait()
 	for i := range readers {
-		if errs[i] != nil || len(results[i]) != 7 || results[i][0].ID != (replay.ID{Ms: 4}) {
+		if errs[i] != nil || len(results[i]) != 7 || results[i][0].ID != (contract.ID{Ms: 4}) {
 			t.Fatalf("reader %d: %d entries, %v", i, len(results[i]), errs[i])
 		}
 	}
@@ -373,7 +373,7 @@ func TestReadGroup_after_sharesIdenticalReads(t *testing.T) {
 	// A reader that gives up does not fail the others.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := g.after(ctx, "a", replay.ID{}, replay.ID{Ms: 10}, 100); err == nil {
+	if _, err := g.after(ctx, "a", contract.ID{}, contract.ID{Ms: 10}, 100); err == nil {
 		t.Fatal("a cancelled reader got a result")
 	}
 	g.wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/replay"
 )
 
@@ -28,7 +29,7 @@ type readGroup struct {
 
 type readKey struct {
 	topic        string
-	after, until replay.ID
+	after, until contract.ID
 	count        int64
 }
 
@@ -49,7 +50,7 @@ func newReadGroup(hist replay.Store, max int, m *metrics) *readGroup {
 
 // after is replay.Store.After, shared between identical concurrent calls.
 // The returned entries must not be modified.
-func (g *readGroup) after(ctx context.Context, topic string, after, until replay.ID, count int64) ([]replay.Entry, error) {
+func (g *readGroup) after(ctx context.Context, topic string, after, until contract.ID, count int64) ([]replay.Entry, error) {
 	k := readKey{topic: topic, after: after, until: until, count: count}
 	g.mu.Lock()
 	c, shared := g.calls[k]

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegateway/ssegateway/auth"
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
@@ -124,7 +125,7 @@ func (c *Config) defaults() {
 		c.MaxTopics = 32
 	}
 	if c.MaxTopicLen == 0 {
-		c.MaxTopicLen = pubsub.MaxTopicLen
+		c.MaxTopicLen = contract.MaxTopicLen
 	}
 	if c.MaxQueueBytes == 0 {
 		c.MaxQueueBytes = 1 << 20
@@ -158,8 +159,8 @@ func (c *Config) validate() error {
 	case c.MaxTopics < 0 || c.MaxTopicLen < 0 || c.MaxQueueBytes < 0 || c.MaxPublishBytes < 0 || c.ReplayBatch < 0 ||
 		c.MaxConnections < 0 || c.PublishRate < 0 || c.PublishBurst < 0 || c.MaxStreamsPerConnection < 0 || c.SendBuffer < 0:
 		return errors.New("limits must not be negative")
-	case c.MaxTopicLen > pubsub.MaxTopicLen:
-		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, pubsub.MaxTopicLen)
+	case c.MaxTopicLen > contract.MaxTopicLen:
+		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, contract.MaxTopicLen)
 	case !c.AllowAnonymous && c.Auth == nil:
 		return errors.New("no authentication is configured; configure token verification or allow anonymous access explicitly (--insecure-no-auth)")
 	case c.CORSCredentials && slices.Contains(c.CORSOrigins, "*"):
@@ -169,7 +170,7 @@ func (c *Config) validate() error {
 }
 
 // Publisher publishes one event and returns its id; *pubsub.Publisher
-// implements it. Errors wrapping pubsub.ErrInvalid or pubsub.ErrTooLarge are
+// implements it. Errors wrapping contract.ErrInvalid or contract.ErrTooLarge are
 // the caller's fault; any other error is Redis's.
 type Publisher interface {
 	Publish(ctx context.Context, m pubsub.Message) (string, error)

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
@@ -51,7 +52,7 @@ func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...fu
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	keys, _ := pubsub.NewKeys("t:")
+	keys, _ := contract.NewKeys("t:")
 	pcfg.Keys = keys
 	pub := pubsub.NewPublisher(rdb, pcfg)
 	o := nodeOptions{logger: zerolog.Nop(), pingInterval: 50 * time.Millisecond}

@@ -3,7 +3,6 @@ package pubsub
 import (
 	"context"
 	"crypto/rand"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,14 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ssegateway/ssegateway/contract"
 )
-
-//go:embed publish.lua
-var publishLua string
-
-// PublishScript returns the Lua source of the publish contract, for services
-// that publish with their own Redis client.
-func PublishScript() string { return publishLua }
 
 // Defaults applied by [NewPublisher] to zero fields of [PublisherConfig].
 const (
@@ -30,11 +24,11 @@ const (
 // PublisherConfig configures a [Publisher]. Zero fields take the defaults
 // above; a negative MaxLen, MaxAge or MaxDataBytes means "no limit".
 type PublisherConfig struct {
-	Keys         Keys
+	Keys         contract.Keys
 	MaxLen       int64         // entries kept per topic stream (approximate)
 	MaxAge       time.Duration // age of entries kept, and stream expiry
 	MaxDataBytes int           // largest data accepted
-	MaxTopicLen  int           // longest topic accepted; 0 means MaxTopicLen
+	MaxTopicLen  int           // longest topic accepted; 0 means contract.MaxTopicLen
 	Sharded      bool          // SPUBLISH instead of PUBLISH (Redis Cluster)
 	// IdempotencyTTL is how long a publish's idempotency record lives:
 	// a repeat with the same key within it publishes nothing. Default 1m.
@@ -79,7 +73,7 @@ func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
 	if cfg.MaxDataBytes == 0 {
 		cfg.MaxDataBytes = DefaultMaxDataBytes
 	}
-	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(publishLua), command: "PUBLISH"}
+	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(contract.PublishScript()), command: "PUBLISH"}
 	p.maxLen = strconv.FormatInt(max(cfg.MaxLen, 0), 10)
 	p.maxAge = strconv.FormatInt(max(cfg.MaxAge.Milliseconds(), 0), 10)
 	if cfg.IdempotencyTTL <= 0 {
@@ -93,27 +87,27 @@ func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
 }
 
 // Validate checks m against the contract and the configured limits without
-// touching Redis. Errors wrap [ErrInvalid] or [ErrTooLarge].
+// touching Redis. Errors wrap [contract.ErrInvalid] or [contract.ErrTooLarge].
 func (p *Publisher) Validate(m Message) error {
-	if err := ValidateTopic(m.Topic, p.cfg.MaxTopicLen); err != nil {
+	if err := contract.ValidateTopic(m.Topic, p.cfg.MaxTopicLen); err != nil {
 		return err
 	}
-	if err := ValidateType(m.Type); err != nil {
+	if err := contract.ValidateType(m.Type); err != nil {
 		return err
 	}
 	if m.IdempotencyKey != "" {
-		if err := ValidateIdempotencyKey(m.IdempotencyKey); err != nil {
+		if err := contract.ValidateIdempotencyKey(m.IdempotencyKey); err != nil {
 			return err
 		}
 	}
-	return ValidateData(m.Data, p.cfg.MaxDataBytes)
+	return contract.ValidateData(m.Data, p.cfg.MaxDataBytes)
 }
 
 // Publish validates m and runs the publish script (EVALSHA, falling back to
 // EVAL when Redis does not have it cached). It returns the new event id.
 // Validation errors are returned as [Publisher.Validate] gives them: they
-// say what is wrong in words fit for a client and match [ErrInvalid] or
-// [ErrTooLarge]. Other errors come from Redis.
+// say what is wrong in words fit for a client and match [contract.ErrInvalid] or
+// [contract.ErrTooLarge]. Other errors come from Redis.
 func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	if err := p.Validate(m); err != nil {
 		return "", err
@@ -156,7 +150,7 @@ type pipeliner interface {
 // PublishMany publishes msgs in one round trip (a pipeline of EVALSHA; on
 // a cluster, one per shard), in order: events of one topic get increasing
 // ids in the order given. It returns, per message, its id or its error: a
-// message that fails validation (wrapping [ErrInvalid] or [ErrTooLarge]) is
+// message that fails validation (wrapping [contract.ErrInvalid] or [contract.ErrTooLarge]) is
 // not sent, and does not stop the others. Messages Redis refused for want
 // of the script (its cache was flushed, as by a restart) are sent once more
 // after loading it.

@@ -15,75 +15,12 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/pubsub"
-	"github.com/ssegateway/ssegateway/replay"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func TestValidateTopic(t *testing.T) {
-	ok := []string{"a", "orders/123", "user:42", "news.world", "a-b_c.d:e/f@g=h+i~j", strings.Repeat("x", 256)}
-	for _, s := range ok {
-		if err := pubsub.ValidateTopic(s, 0); err != nil {
-			t.Errorf("ValidateTopic(%q) = %v, want ok", s, err)
-		}
-	}
-	bad := []string{"", "a{b", "a}b", "{a}", "a b", "a*", "a?", "a[b]", "a\nb", "a\x00b", "é", "a,b", "a\\b",
-		"a%b", "a#b", "a\"b", strings.Repeat("x", 257)}
-	for _, s := range bad {
-		err := pubsub.ValidateTopic(s, 0)
-		if !errors.Is(err, pubsub.ErrInvalid) {
-			t.Errorf("ValidateTopic(%q) = %v, want ErrInvalid", s, err)
-		}
-	}
-	if err := pubsub.ValidateTopic("abcd", 3); err == nil || !strings.Contains(err.Error(), "at most 3") {
-		t.Errorf("max length not applied: %v", err)
-	}
-}
-
-func TestKeys(t *testing.T) {
-	k, err := pubsub.NewKeys("app:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := k.Stream("a/b"); got != "app:{a/b}:stream" {
-		t.Fatal(got)
-	}
-	if got := k.Channel("a/b"); got != "app:{a/b}:events" {
-		t.Fatal(got)
-	}
-	if topic, ok := k.TopicOf(k.Channel("a/b")); !ok || topic != "a/b" {
-		t.Fatal(topic, ok)
-	}
-	for _, ch := range []string{"other:{a}:events", "app:{a}:stream", "app:{}:events", "app:a:events"} {
-		if _, ok := k.TopicOf(ch); ok {
-			t.Errorf("TopicOf(%q) accepted", ch)
-		}
-	}
-	for _, p := range []string{"a{", "}", "a b", "x\n", strings.Repeat("p", 65)} {
-		if _, err := pubsub.NewKeys(p); err == nil {
-			t.Errorf("NewKeys(%q) accepted", p)
-		}
-	}
-}
-
-func TestEnvelope_roundTrip(t *testing.T) {
-	for _, e := range []pubsub.Envelope{
-		{ID: "1-0", Prev: "0-0", Data: ""},
-		{ID: "5-2", Prev: "5-1", Type: "t", Data: "a\nb\n\n1\nx"},
-	} {
-		got, err := pubsub.ParseEnvelope(e.String())
-		if err != nil || got != e {
-			t.Fatalf("round trip of %+v: %+v, %v", e, got, err)
-		}
-	}
-	for _, bad := range []string{"", "1", "2\n1-0\n0-0\n\nx", "1\n\n0-0\n\nx", "1\n1-0\n0-0"} {
-		if _, err := pubsub.ParseEnvelope(bad); err == nil {
-			t.Errorf("ParseEnvelope(%q) accepted", bad)
-		}
-	}
-}
 
 // publishers returns a real Redis and a miniredis client, so the script is
 // held to both.
@@ -99,7 +36,7 @@ func TestPublisher_Publish_contract(t *testing.T) {
 	for name, rdb := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			keys, _ := pubsub.NewKeys("c:")
+			keys, _ := contract.NewKeys("c:")
 			ps := rdb.Subscribe(ctx, keys.Channel("a"))
 			defer ps.Close()
 			if _, err := ps.Receive(ctx); err != nil {
@@ -120,13 +57,13 @@ func TestPublisher_Publish_contract(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				env, err := pubsub.ParseEnvelope(msg.Payload)
-				want := pubsub.Envelope{ID: id, Prev: prev, Type: typ, Data: fmt.Sprintf("d%d\nx", i)}
+				env, err := contract.ParseEnvelope(msg.Payload)
+				want := contract.Envelope{ID: id, Prev: prev, Type: typ, Data: fmt.Sprintf("d%d\nx", i)}
 				if err != nil || env != want {
 					t.Fatalf("envelope %+v (%v), want %+v", env, err, want)
 				}
-				p1, _ := replay.ParseID(prev)
-				p2, _ := replay.ParseID(id)
+				p1, _ := contract.ParseID(prev)
+				p2, _ := contract.ParseID(id)
 				if !p1.Less(p2) {
 					t.Fatalf("id %s does not follow %s", id, prev)
 				}
@@ -153,7 +90,7 @@ func TestPublisher_Publish_contract(t *testing.T) {
 func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	keys, _ := pubsub.NewKeys("")
+	keys, _ := contract.NewKeys("")
 	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	future := fmt.Sprintf("%d-5", time.Now().Add(time.Hour).UnixMilli())
 	rdb.Set(ctx, keys.Last("a"), future, 0)
@@ -161,8 +98,8 @@ func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := replay.ParseID(future)
-	if got, _ := replay.ParseID(id); got != (replay.ID{Ms: f.Ms, Seq: 6}) {
+	f, _ := contract.ParseID(future)
+	if got, _ := contract.ParseID(id); got != (contract.ID{Ms: f.Ms, Seq: 6}) {
 		t.Fatalf("id %s, want %d-6", id, f.Ms)
 	}
 	// The :last record lost but the stream kept: continue after its newest.
@@ -171,7 +108,7 @@ func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := replay.ParseID(id2); got != (replay.ID{Ms: f.Ms, Seq: 7}) {
+	if got, _ := contract.ParseID(id2); got != (contract.ID{Ms: f.Ms, Seq: 7}) {
 		t.Fatalf("id %s, want %d-7", id2, f.Ms)
 	}
 }
@@ -179,7 +116,7 @@ func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
 func TestPublisher_Publish_scriptFlushed(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	keys, _ := pubsub.NewKeys("")
+	keys, _ := contract.NewKeys("")
 	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "1"}); err != nil {
 		t.Fatal(err)
@@ -195,14 +132,14 @@ func TestPublisher_Publish_rejects(t *testing.T) {
 	cases := map[string]pubsub.Message{
 		"topic":        {Topic: "a{b}", Data: "x"},
 		"type":         {Topic: "a", Type: "x\ry", Data: "x"},
-		"reserved":     {Topic: "a", Type: pubsub.HistoryLostType, Data: "x"},
+		"reserved":     {Topic: "a", Type: contract.HistoryLostType, Data: "x"},
 		"utf8":         {Topic: "a", Data: "\xff"},
 		"size":         {Topic: "a", Data: "12345"},
 		"type too big": {Topic: "a", Type: strings.Repeat("t", 129), Data: "x"},
 	}
 	for name, m := range cases {
 		_, err := p.Publish(context.Background(), m) // rejected before any Redis call (rdb is nil)
-		if !errors.Is(err, pubsub.ErrInvalid) && !errors.Is(err, pubsub.ErrTooLarge) {
+		if !errors.Is(err, contract.ErrInvalid) && !errors.Is(err, contract.ErrTooLarge) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -216,7 +153,7 @@ type recorder struct {
 	disc   int
 }
 
-func (r *recorder) HandleEvent(topic string, e pubsub.Envelope) {
+func (r *recorder) HandleEvent(topic string, e contract.Envelope) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, topic+"="+e.Data)
@@ -268,7 +205,7 @@ func TestSubscriber_Run_resubscribesAfterRedisRestart(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
-	keys, _ := pubsub.NewKeys("r:")
+	keys, _ := contract.NewKeys("r:")
 	sub := pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, PingInterval: 100 * time.Millisecond,
 		MaxBackoff: 100 * time.Millisecond, Logger: zerolog.Nop()})
 	rec := &recorder{}
@@ -335,7 +272,7 @@ func TestPublisher_Publish_idempotent(t *testing.T) {
 	for name, rdb := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			keys, _ := pubsub.NewKeys("i:")
+			keys, _ := contract.NewKeys("i:")
 			ps := rdb.Subscribe(ctx, keys.Channel("a"))
 			defer ps.Close()
 			if _, err := ps.Receive(ctx); err != nil {
@@ -367,13 +304,13 @@ func TestPublisher_Publish_idempotent(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				env, _ := pubsub.ParseEnvelope(msg.Payload)
+				env, _ := contract.ParseEnvelope(msg.Payload)
 				got = append(got, env.Data)
 			}
 			if fmt.Sprint(got) != "[once twice twice]" {
 				t.Fatalf("published %v", got)
 			}
-			if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "x", IdempotencyKey: "bad key!"}); !errors.Is(err, pubsub.ErrInvalid) {
+			if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "x", IdempotencyKey: "bad key!"}); !errors.Is(err, contract.ErrInvalid) {
 				t.Fatalf("bad key: %v", err)
 			}
 		})
@@ -388,7 +325,7 @@ func TestPublisher_PublishMany(t *testing.T) {
 	for name, rdb := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			keys, _ := pubsub.NewKeys("m:")
+			keys, _ := contract.NewKeys("m:")
 			p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 			var msgs []pubsub.Message
 			for i := range 90 {
@@ -413,7 +350,7 @@ func TestPublisher_PublishMany(t *testing.T) {
 				}
 			}
 			ids, errs = p.PublishMany(ctx, []pubsub.Message{{Topic: "ok"}, {Topic: "bad topic"}})
-			if errs[0] != nil || ids[0] == "" || !errors.Is(errs[1], pubsub.ErrInvalid) || ids[1] != "" {
+			if errs[0] != nil || ids[0] == "" || !errors.Is(errs[1], contract.ErrInvalid) || ids[1] != "" {
 				t.Fatalf("a valid and an invalid message: %v %v", ids, errs)
 			}
 			// Redis forgets the script (as after a restart): the batch loads
@@ -439,7 +376,7 @@ func TestPublisher_PublishMany(t *testing.T) {
 func TestPublisher_Publish_autoKeyShortLived(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	keys, _ := pubsub.NewKeys("a:")
+	keys, _ := contract.NewKeys("a:")
 	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	if _, err := p.Publish(ctx, pubsub.Message{Topic: "t", Data: "x"}); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
@@ -21,7 +22,7 @@ import (
 func TestShardedSubscriber_cluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 0)
 	cc := c.Client()
-	keys, _ := pubsub.NewKeys("c:")
+	keys, _ := contract.NewKeys("c:")
 	sub := pubsub.NewShardedSubscriber(cc, pubsub.SubscriberConfig{Keys: keys, PingInterval: 200 * time.Millisecond, Logger: zerolog.Nop()})
 	if sub.Healthy() {
 		t.Fatal("healthy before running")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/ssegateway/ssegateway/contract"
 )
 
 // Handler receives what the node's pub/sub connection reports. All methods
@@ -17,7 +19,7 @@ import (
 // order Redis sent the replies; they must not block on I/O.
 type Handler interface {
 	// HandleEvent is called for every envelope received on a topic channel.
-	HandleEvent(topic string, e Envelope)
+	HandleEvent(topic string, e contract.Envelope)
 	// HandleSubscribed is called when Redis confirms a subscription to
 	// topic: after Subscribe, and again after every reconnect. Events
 	// published while the topic was not subscribed are not delivered; the
@@ -31,7 +33,7 @@ type Handler interface {
 
 // SubscriberConfig configures a [Subscriber].
 type SubscriberConfig struct {
-	Keys Keys
+	Keys contract.Keys
 	// PingInterval is how long the connection may stay silent before a PING
 	// is sent; a PING unanswered for another interval ends the connection.
 	// Default 2s.
@@ -297,7 +299,7 @@ func dispatch(cfg SubscriberConfig, msg any, h Handler) (sunsubscribed string) {
 		if !ok {
 			return ""
 		}
-		env, err := ParseEnvelope(m.Payload)
+		env, err := contract.ParseEnvelope(m.Payload)
 		if err != nil {
 			cfg.Logger.Error().Str("topic", topic).Int("bytes", len(m.Payload)).
 				Msg("dropping a message that is not a publish-script envelope; publish through the script")

@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/pubsub"
@@ -459,7 +460,7 @@ func TestRun_gapRepair_pubsubConnectionKilled(t *testing.T) {
 	srv := redistest.Start(t)
 	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"})
 	rdb := srv.Client()
-	keys, _ := pubsub.NewKeys("sse:")
+	keys, _ := contract.NewKeys("sse:")
 	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	topics := []string{"g1", "g2"}
 	const perTopic = 300

@@ -19,8 +19,12 @@
 -- Returns the new event id. Ids are "<ms>-<seq>" and strictly increase per
 -- topic, also across expiry of the stream and server clock steps backwards:
 -- the id is computed from TIME and the :last record, never from XADD's "*".
--- The entry stores its predecessor's id in field "p", so a reader can prove
+-- The entry stores its predecessor's id in field FIELD_PREV, so a reader can prove
 -- that nothing between two ids was trimmed away.
+
+-- Names shared with the Go readers (package contract fills them in).
+local FIELD_PREV, FIELD_TYPE, FIELD_DATA = '{{FieldPrev}}', '{{FieldType}}', '{{FieldData}}'
+local ENVELOPE_VERSION = '{{EnvelopeVersion}}'
 
 local stream, last, channel = KEYS[1], KEYS[2], KEYS[3]
 local typ, data = ARGV[1], ARGV[2]
@@ -60,14 +64,14 @@ end
 
 if typ ~= '' then
   if maxlen > 0 then
-    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, 'p', prev, 't', typ, 'd', data)
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, FIELD_PREV, prev, FIELD_TYPE, typ, FIELD_DATA, data)
   else
-    redis.call('XADD', stream, id, 'p', prev, 't', typ, 'd', data)
+    redis.call('XADD', stream, id, FIELD_PREV, prev, FIELD_TYPE, typ, FIELD_DATA, data)
   end
 elseif maxlen > 0 then
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, 'p', prev, 'd', data)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, FIELD_PREV, prev, FIELD_DATA, data)
 else
-  redis.call('XADD', stream, id, 'p', prev, 'd', data)
+  redis.call('XADD', stream, id, FIELD_PREV, prev, FIELD_DATA, data)
 end
 
 if maxage > 0 then
@@ -82,7 +86,7 @@ else
   redis.call('SET', last, id)
 end
 
-redis.call(cmd, channel, '1\n' .. id .. '\n' .. prev .. '\n' .. typ .. '\n' .. data)
+redis.call(cmd, channel, ENVELOPE_VERSION .. '\n' .. id .. '\n' .. prev .. '\n' .. typ .. '\n' .. data)
 if idem then
   redis.call('SET', idem, id, 'PX', tonumber(ARGV[6]) or 60000)
 end

@@ -1,4 +1,4 @@
-package pubsub
+package contract
 
 import (
 	"fmt"
@@ -20,11 +20,11 @@ type Keys struct {
 // characters, and must be at most 64 bytes.
 func NewKeys(prefix string) (Keys, error) {
 	if len(prefix) > 64 {
-		return Keys{}, fmt.Errorf("pubsub: key prefix is %d bytes, at most 64 allowed", len(prefix))
+		return Keys{}, fmt.Errorf("contract: key prefix is %d bytes, at most 64 allowed", len(prefix))
 	}
 	for _, r := range prefix {
 		if r == '{' || r == '}' || r <= ' ' || r == 0x7f {
-			return Keys{}, fmt.Errorf("pubsub: key prefix %q must not contain braces, spaces or control characters", prefix)
+			return Keys{}, fmt.Errorf("contract: key prefix %q must not contain braces, spaces or control characters", prefix)
 		}
 	}
 	return Keys{prefix: prefix}, nil

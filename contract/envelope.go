@@ -1,4 +1,4 @@
-package pubsub
+package contract
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ type Envelope struct {
 }
 
 // errEnvelope is returned for payloads that are not a version 1 envelope.
-var errEnvelope = errors.New("pubsub: malformed envelope")
+var errEnvelope = errors.New("contract: malformed envelope")
 
 // ParseEnvelope decodes a channel payload. The returned strings share
 // payload's memory.
