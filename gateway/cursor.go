@@ -41,6 +41,15 @@ func cursorTag(topic string) string {
 	return string(b[:])
 }
 
+// cursorTags returns the tags of topics.
+func cursorTags(topics []string) []string {
+	tags := make([]string, len(topics))
+	for i, t := range topics {
+		tags[i] = cursorTag(t)
+	}
+	return tags
+}
+
 // appendCursor appends the cursor for positions pos of a stream whose topics
 // have the given tags.
 func appendCursor(b []byte, tags []string, pos []contract.ID) []byte {

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegateway/ssegateway/contract"
+	"github.com/ssegateway/ssegateway/gateway/fanout"
 	"github.com/ssegateway/ssegateway/replay"
 )
 
@@ -46,7 +47,9 @@ func (s *Server) handleEvents(c echo.Context) error {
 	h.Set("X-Accel-Buffering", "no")
 	st := &stream{
 		s:       s,
-		conn:    newConn(topics, s.cfg.MaxQueueBytes),
+		box:     fanout.NewOutbox(topics, s.cfg.MaxQueueBytes),
+		topics:  topics,
+		tags:    cursorTags(topics),
 		stop:    make(chan closeReason, 1),
 		done:    make(chan struct{}),
 		expires: expires,
@@ -61,7 +64,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	// this request, so Serve's wait for detached streams cannot miss it.
 	s.detached.Add(1)
 	if out, ctx, stop, ok := takeOver(req.Context(), w, req, s.cfg.SendBuffer); ok {
-		st.out, st.abort = out, stop
+		st.sink, st.abort = out, stop
 		st.begin(cursor, req.Proto)
 		if r, ok := st.setup(ctx, cursor); !ok {
 			st.end(r)
@@ -78,7 +81,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	}
 	s.detached.Done()
 	w.WriteHeader(http.StatusOK)
-	st.out = responseSink{w: w, rc: http.NewResponseController(w)}
+	st.sink = responseSink{w: w, rc: http.NewResponseController(w)}
 	st.begin(cursor, req.Proto)
 	r, ok := st.setup(req.Context(), cursor)
 	if ok {
@@ -110,7 +113,7 @@ func (st *stream) end(reason closeReason) {
 
 // logger is the stream's logger, built when needed rather than kept.
 func (st *stream) logger() *zerolog.Logger {
-	l := st.s.log.With().Str("component", "stream").Strs("topics", st.conn.topics).Str("client", st.client).Logger()
+	l := st.s.log.With().Str("component", "stream").Strs("topics", st.topics).Str("client", st.client).Logger()
 	return &l
 }
 
@@ -144,10 +147,12 @@ func (s *Server) parseTopics(raw []string) ([]string, error) {
 // the live part.
 type stream struct {
 	s      *Server
-	out    sink
-	abort  func() // closes a taken-over connection; nil otherwise
-	conn   *conn
-	client string // the client's address, for the log
+	sink   sink
+	abort  func()         // closes a taken-over connection; nil otherwise
+	box    *fanout.Outbox // what the hub queues for the stream
+	topics []string       // sorted, unique
+	tags   []string       // cursor tags, parallel to topics
+	client string         // the client's address, for the log
 
 	pos       []contract.ID // per topic: the newest event this client has been sent
 	buf       []byte        // bytes waiting for the next write
@@ -157,7 +162,7 @@ type stream struct {
 	rearmAt   time.Time // when the write deadline must be set again
 
 	started               time.Time
-	ts                    []*topicState // the topics joined, once joined
+	ts                    []*fanout.Source // the topics joined, once joined
 	hb                    *time.Ticker
 	timers                []*time.Timer
 	registered            bool
@@ -205,7 +210,7 @@ func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) 
 		// (a refreshed cookie) or is refused.
 		st.timers = append(st.timers, time.AfterFunc(time.Until(st.expires), func() { st.kick(closeTokenExpired) }))
 	}
-	st.buf = appendRetry(st.buf, s.cfg.Retry.Milliseconds())
+	st.buf = fanout.AppendRetry(st.buf, s.cfg.Retry.Milliseconds())
 	if st.flush() != nil {
 		return closeWrite, false
 	}
@@ -214,13 +219,13 @@ func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) 
 	// queued for this stream; then learn each topic's position, replay up to
 	// it, and only then write what was queued, skipping what the replay
 	// already sent.
-	st.ts = s.hub.join(st.conn)
+	st.ts = s.hub.Join(st.box)
 	st.hb = time.NewTicker(s.cfg.Heartbeat)
 	for _, t := range st.ts {
 	wait:
 		for {
 			select {
-			case <-t.ready:
+			case <-t.Ready():
 				break wait
 			case <-ctx.Done():
 				return closeClient, false
@@ -240,7 +245,7 @@ func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) 
 func (st *stream) live(ctx context.Context) closeReason {
 	for {
 		select {
-		case <-st.conn.notify:
+		case <-st.box.Notify():
 			if r, ok := st.writeQueued(); !ok {
 				return r
 			}
@@ -265,7 +270,7 @@ func (st *stream) release() {
 		st.hb.Stop()
 	}
 	if st.ts != nil {
-		st.s.hub.leave(st.conn, st.ts)
+		st.s.hub.Leave(st.box, st.ts)
 	}
 	if st.registered {
 		st.s.unregister(st)
@@ -275,15 +280,15 @@ func (st *stream) release() {
 // writeQueued writes everything queued for the stream. It reports why the
 // stream must end, if it must: evicted, or a failed write.
 func (st *stream) writeQueued() (closeReason, bool) {
-	items, evicted := st.conn.take()
+	items, evicted := st.box.Take()
 	if evicted {
-		st.conn.recycle(items)
+		st.box.Recycle(items)
 		return st.bye(closeSlow), false
 	}
 	for _, q := range items {
-		st.appendFrame(q.f, q.idx)
+		st.appendFrame(q.Frame, q.Source)
 	}
-	st.conn.recycle(items)
+	st.box.Recycle(items)
 	if st.flush() != nil {
 		return st.writeFailed(), false
 	}
@@ -295,7 +300,7 @@ func (st *stream) heartbeat() error {
 	if time.Since(st.lastWrite) < st.s.cfg.Heartbeat/2 {
 		return nil
 	}
-	st.buf = append(st.buf, heartbeat...)
+	st.buf = append(st.buf, fanout.Heartbeat...)
 	st.s.m.heartbeats.Inc()
 	return st.flush()
 }
@@ -304,7 +309,7 @@ func (st *stream) heartbeat() error {
 // was sent overflows its queue while the write is blocked, and is reported
 // as evicted; otherwise the connection broke or missed its deadline.
 func (st *stream) writeFailed() closeReason {
-	if st.conn.isEvicted() {
+	if st.box.Evicted() {
 		return closeSlow
 	}
 	return closeWrite
@@ -313,7 +318,7 @@ func (st *stream) writeFailed() closeReason {
 // resume places every topic from the cursor, replays what the client missed
 // up to the position the hub had when the stream joined, and ends with a
 // checkpoint id. It reports false, with the reason, if the stream must end.
-func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (closeReason, bool) {
+func (st *stream) resume(ctx context.Context, cursor string, ts []*fanout.Source) (closeReason, bool) {
 	start := time.Now()
 	r, ok, result := st.place(ctx, cursor, ts)
 	if !ok && r == closeRedis {
@@ -327,20 +332,20 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*topicState) (
 }
 
 // place does resume's work, and says how it went for replays_total.
-func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (r closeReason, ok bool, result string) {
+func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source) (r closeReason, ok bool, result string) {
 	s := st.s
-	starts := decodeCursor(cursor, st.conn.tags)
+	starts := decodeCursor(cursor, st.tags)
 	upTo := make([]contract.ID, len(ts))
 	st.pos = make([]contract.ID, len(ts))
 	for i, t := range ts {
-		upTo[i] = t.position()
+		upTo[i] = t.Position()
 		st.pos[i] = upTo[i]
 	}
 	lost := map[string][]int{}
 	var pages [][]replay.Entry
 	var replaying []int
 	for i, sp := range starts {
-		topic := st.conn.topics[i]
+		topic := st.topics[i]
 		switch {
 		case sp.kind == startLive:
 		case sp.kind == startInvalid:
@@ -402,7 +407,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (r
 				break
 			}
 			var err error
-			page, err = s.reads.after(ctx, st.conn.topics[i], st.pos[i], upTo[i], s.cfg.ReplayBatch)
+			page, err = s.reads.after(ctx, st.topics[i], st.pos[i], upTo[i], s.cfg.ReplayBatch)
 			if errors.Is(err, replay.ErrHistoryLost) {
 				// Trimmed while we were reading it.
 				st.pos[i] = upTo[i]
@@ -432,7 +437,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*topicState) (r
 // appendID appends "id: <cursor>\n" for the current positions.
 func (st *stream) appendID(b []byte) []byte {
 	b = append(b, "id: "...)
-	b = appendCursor(b, st.conn.tags, st.pos)
+	b = appendCursor(b, st.tags, st.pos)
 	return append(b, '\n')
 }
 
@@ -440,39 +445,39 @@ func (st *stream) appendID(b []byte) []byte {
 func (st *stream) appendEvent(i int, e replay.Entry) {
 	st.pos[i] = e.ID
 	st.buf = st.appendID(st.buf)
-	st.buf = appendBody(st.buf, e.Type, e.Data)
+	st.buf = fanout.AppendBody(st.buf, e.Type, e.Data)
 	st.events++
 }
 
 // appendFrame appends a live frame of topic i unless the client already has
 // it.
-func (st *stream) appendFrame(f *frame, i int) {
+func (st *stream) appendFrame(f *fanout.Frame, i int) {
 	p := st.pos[i]
-	if !p.Less(f.id) {
+	if !p.Less(f.ID) {
 		return
 	}
-	if f.lost {
-		st.pos[i] = f.id
+	if f.Lost {
+		st.pos[i] = f.ID
 		st.appendLost([]int{i}, "trimmed")
 		return
 	}
-	if f.prev != p {
+	if f.Prev != p {
 		// The hub delivers each topic gap-free, so this is a bug; say so
 		// in-band rather than skip events silently.
-		st.logger().Error().Str("topic", st.conn.topics[i]).Stringer("have", p).Stringer("prev", f.prev).
-			Stringer("id", f.id).Msg("event does not follow the stream's position")
-		st.pos[i] = f.prev
+		st.logger().Error().Str("topic", st.topics[i]).Stringer("have", p).Stringer("prev", f.Prev).
+			Stringer("id", f.ID).Msg("event does not follow the stream's position")
+		st.pos[i] = f.Prev
 		st.appendLost([]int{i}, "gap")
 	}
-	st.pos[i] = f.id
+	st.pos[i] = f.ID
 	if st.liveMs == 0 {
-		st.liveMs = f.id.Ms
+		st.liveMs = f.ID.Ms
 	}
 	if len(st.pos) == 1 {
-		st.buf = append(st.buf, f.buf...)
+		st.buf = append(st.buf, f.Bytes()...)
 	} else {
 		st.buf = st.appendID(st.buf)
-		st.buf = append(st.buf, f.buf[f.body:]...)
+		st.buf = append(st.buf, f.Body()...)
 	}
 	st.events++
 }
@@ -488,18 +493,18 @@ type historyLost struct {
 func (st *stream) appendLost(idx []int, reason string) {
 	hl := historyLost{Reason: reason}
 	for _, i := range idx {
-		hl.Topics = append(hl.Topics, st.conn.topics[i])
+		hl.Topics = append(hl.Topics, st.topics[i])
 	}
 	data, _ := json.Marshal(hl)
 	st.buf = st.appendID(st.buf)
-	st.buf = appendBody(append(st.buf, "event: "+contract.HistoryLostType+"\n"...), "", string(data))
+	st.buf = fanout.AppendBody(append(st.buf, "event: "+contract.HistoryLostType+"\n"...), "", string(data))
 	st.s.m.historyLost.Inc()
 }
 
 // bye ends the stream with a retry hint, jittered so that clients of a
 // closing node do not all come back at the same moment.
 func (st *stream) bye(r closeReason) closeReason {
-	st.buf = appendRetry(st.buf, st.s.jitteredRetry().Milliseconds())
+	st.buf = fanout.AppendRetry(st.buf, st.s.jitteredRetry().Milliseconds())
 	_ = st.flushWithin(min(st.s.cfg.WriteTimeout, 2*time.Second))
 	return r
 }
@@ -515,10 +520,10 @@ func (st *stream) flushWithin(d time.Duration) error {
 	// Setting a deadline costs a timer update; re-arm it only once half of
 	// it has passed, so each write still gets at least d/2.
 	if d != st.s.cfg.WriteTimeout || !now.Before(st.rearmAt) {
-		_ = st.out.setWriteDeadline(now.Add(d))
+		_ = st.sink.setWriteDeadline(now.Add(d))
 		st.rearmAt = now.Add(d / 2)
 	}
-	n, err := st.out.write(st.buf)
+	n, err := st.sink.write(st.buf)
 	// Shared counters are touched once per flush, not once per event: with
 	// many streams a per-event increment would be contended on every delivery.
 	// Events of a failed write count as not delivered, though some of them

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/contract"
+	"github.com/ssegateway/ssegateway/gateway/fanout"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
@@ -203,7 +204,7 @@ type Server struct {
 	sub   Subscriber
 	hist  replay.Store
 	ping  func(ctx context.Context) error
-	hub   *hub
+	hub   *fanout.Hub
 	reads *readGroup
 	m     *metrics
 
@@ -233,8 +234,12 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 		m:       newMetrics(),
 		streams: make(map[*stream]struct{}),
 	}
-	s.hub = newHub(d.Subscriber, d.History, d.Logger.With().Str("component", "hub").Logger(), s.m,
-		cfg.UnsubscribeGrace, max(cfg.PositionCheck, 0), cfg.ReplayBatch)
+	s.hub = fanout.New(fanout.Config{
+		Grace: cfg.UnsubscribeGrace, Check: max(cfg.PositionCheck, 0), Batch: cfg.ReplayBatch,
+		Logger: d.Logger.With().Str("component", "hub").Logger(),
+		Counters: fanout.Counters{Received: s.m.received, Repaired: s.m.repaired, HistoryLost: s.m.historyLost,
+			Stalls: s.m.stalls, Disconnects: s.m.pubsubReconnects, Sources: s.m.topics},
+	}, d.Subscriber, d.History)
 	s.reads = newReadGroup(d.History, cfg.MaxReplayReads, s.m)
 	if cfg.PublishRate > 0 {
 		s.publishLimit = newRateLimiter(cfg.PublishRate, max(cfg.PublishBurst, 1))
@@ -272,7 +277,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.log.Error().Err(err).Msg("pub/sub subscriber stopped")
 		}
 	})
-	wg.Go(func() { s.hub.run(bg) })
+	wg.Go(func() { s.hub.Run(bg) })
 	if s.batch != nil {
 		s.batch.run(bg, &wg)
 	}
@@ -361,7 +366,7 @@ func (s *Server) queuedBytes() int {
 	defer s.streamsMu.Unlock()
 	n := 0
 	for st := range s.streams {
-		n += st.conn.queuedBytes()
+		n += st.box.QueuedBytes()
 	}
 	return n
 }

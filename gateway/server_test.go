@@ -17,13 +17,14 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
@@ -161,8 +162,8 @@ func (c *collector) next(t *testing.T) sseclient.Event {
 // events published after this are the stream's.
 func (n *testNode) waitStreams(t *testing.T, want int) {
 	t.Helper()
-	waitFor(t, "streams live", func() bool {
-		return int(testGauge(n.srv.m.open)) == want && n.srv.hub.allLive()
+	testutil.WaitFor(t, "streams live", func() bool {
+		return int(testGauge(n.srv.m.open)) == want && n.srv.hub.AllLive()
 	})
 }
 
@@ -362,7 +363,7 @@ func TestServer_publish(t *testing.T) {
 	}
 }
 
-func testGauge(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+func testGauge(c prometheus.Collector) float64 { return promtest.ToFloat64(c) }
 
 func TestServer_Serve_shutdownEndsStreamsWithRetry(t *testing.T) {
 	n := startNode(t, Config{Retry: time.Second}, pubsub.PublisherConfig{})
@@ -401,9 +402,9 @@ func TestServer_readyz(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	waitFor(t, "ready", func() bool { c, _ := status("/readyz"); return c == 200 })
+	testutil.WaitFor(t, "ready", func() bool { c, _ := status("/readyz"); return c == 200 })
 	mr.Close()
-	waitFor(t, "unready", func() bool { c, b := status("/readyz"); return c == 503 && strings.Contains(b, "unreach") })
+	testutil.WaitFor(t, "unready", func() bool { c, b := status("/readyz"); return c == 503 && strings.Contains(b, "unreach") })
 	if c, _ := status("/healthz"); c != 200 {
 		t.Fatalf("healthz %d while Redis is down: liveness must not depend on Redis", c)
 	}
@@ -474,7 +475,7 @@ func TestServer_events_takenOverConnection(t *testing.T) {
 		t.Fatalf("%+v %v", ev, err)
 	}
 	c.Close()
-	waitFor(t, "the stream to notice its client left", func() bool {
+	testutil.WaitFor(t, "the stream to notice its client left", func() bool {
 		return testGauge(n.srv.m.open) == 0 && testGauge(n.srv.m.closed.WithLabelValues("client")) == 1
 	})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -177,17 +178,6 @@ func (r *recorder) snapshot() (events, subs []string, disc int) {
 	return append([]string(nil), r.events...), append([]string(nil), r.subs...), r.disc
 }
 
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func count(list []string, s string) int {
 	n := 0
 	for _, x := range list {
@@ -219,30 +209,30 @@ func TestSubscriber_Run_resubscribesAfterRedisRestart(t *testing.T) {
 		}
 	}()
 	sub.Subscribe("a", "b")
-	waitFor(t, "subscriptions", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 && count(s, "b") == 1 })
-	waitFor(t, "healthy", sub.Healthy)
+	testutil.WaitFor(t, "subscriptions", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 && count(s, "b") == 1 })
+	testutil.WaitFor(t, "healthy", sub.Healthy)
 	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "a", Data: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "event 1", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=1") == 1 })
+	testutil.WaitFor(t, "event 1", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=1") == 1 })
 
 	srv.Kill()
-	waitFor(t, "disconnect", func() bool { _, _, d := rec.snapshot(); return d >= 1 })
+	testutil.WaitFor(t, "disconnect", func() bool { _, _, d := rec.snapshot(); return d >= 1 })
 	if sub.Healthy() {
 		t.Fatal("healthy while Redis is down")
 	}
 	sub.Unsubscribe("b") // interest changes while down are applied on reconnect
 	srv.Restart()
-	waitFor(t, "resubscription", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
-	waitFor(t, "healthy again", sub.Healthy)
+	testutil.WaitFor(t, "resubscription", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
+	testutil.WaitFor(t, "healthy again", sub.Healthy)
 	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "a", Data: "2"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "b", Data: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "event 2", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=2") == 1 })
+	testutil.WaitFor(t, "event 2", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=2") == 1 })
 	time.Sleep(100 * time.Millisecond)
 	if e, s, _ := rec.snapshot(); count(e, "b=x") != 0 || count(s, "b") != 1 {
 		t.Fatalf("b was unsubscribed but: events %v subs %v", e, s)
@@ -262,10 +252,10 @@ func TestSubscriber_Subscribe_reconfirms(t *testing.T) {
 	go func() { done <- sub.Run(ctx, rec) }()
 	defer func() { cancel(); <-done }()
 	sub.Subscribe("a")
-	waitFor(t, "first", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 })
+	testutil.WaitFor(t, "first", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 })
 	sub.Unsubscribe("a")
 	sub.Subscribe("a")
-	waitFor(t, "second", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
+	testutil.WaitFor(t, "second", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
 }
 
 func TestPublisher_Publish_idempotent(t *testing.T) {

@@ -1,4 +1,4 @@
-package gateway
+package fanout
 
 import (
 	"io"
@@ -30,9 +30,9 @@ func TestAppendBody_golden(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := string(appendBody(nil, c.typ, c.data))
+			got := string(AppendBody(nil, c.typ, c.data))
 			if got != c.want {
-				t.Fatalf("appendBody(%q, %q) = %q, want %q", c.typ, c.data, got, c.want)
+				t.Fatalf("AppendBody(%q, %q) = %q, want %q", c.typ, c.data, got, c.want)
 			}
 		})
 	}
@@ -51,7 +51,7 @@ func TestAppendBody_roundTrip(t *testing.T) {
 		stream = append(stream, "id: "...)
 		stream = contract.ID{Ms: uint64(i + 1)}.AppendTo(stream)
 		stream = append(stream, '\n')
-		stream = appendBody(stream, "", p)
+		stream = AppendBody(stream, "", p)
 	}
 	parser := sseclient.NewParser(strings.NewReader(string(stream)), "")
 	for i, p := range payloads {
@@ -84,7 +84,7 @@ func TestNewFrame_sharesIDAndBody(t *testing.T) {
 // retry line and heartbeats never end an event, so they can never reset a
 // browser's lastEventId to an empty id buffer.
 func TestWireFormat_noBareBlankLine(t *testing.T) {
-	stream := string(appendRetry(nil, 2000)) + heartbeat + heartbeat
+	stream := string(AppendRetry(nil, 2000)) + Heartbeat + Heartbeat
 	p := sseclient.NewParser(strings.NewReader(stream+"id: 9-0\n\n"), "5-0")
 	if _, err := p.Next(); err != io.EOF {
 		t.Fatalf("Next = %v, want EOF (nothing dispatched)", err)
