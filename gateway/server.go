@@ -26,18 +26,14 @@ import (
 
 // Config holds the node's settings. Zero fields take the defaults below.
 type Config struct {
-	Heartbeat    time.Duration // comment line after this much silence; 15s
-	Retry        time.Duration // reconnect delay sent to clients; 2s
-	WriteTimeout time.Duration // deadline of each write and flush; 10s
-	// WriteCoalesce is the least time between two writes to one stream:
-	// events arriving sooner are gathered into the next write. 0 writes
-	// every event at once; a few milliseconds cut system calls under load.
-	WriteCoalesce   time.Duration
-	MaxTopics       int   // topics per stream; 32
-	MaxTopicLen     int   // bytes per topic name; 256
-	MaxQueueBytes   int   // a stream's unsent bytes before eviction; 1 MiB
-	MaxPublishBytes int64 // POST /publish body size; 1 MiB
-	ReplayBatch     int64 // entries per history read; 512
+	Heartbeat       time.Duration // comment line after this much silence; 15s
+	Retry           time.Duration // reconnect delay sent to clients; 2s
+	WriteTimeout    time.Duration // deadline of each write and flush; 10s
+	MaxTopics       int           // topics per stream; 32
+	MaxTopicLen     int           // bytes per topic name; 256
+	MaxQueueBytes   int           // a stream's unsent bytes before eviction; 1 MiB
+	MaxPublishBytes int64         // POST /publish body size; 1 MiB
+	ReplayBatch     int64         // entries per history read; 512
 	// PositionCheck is how often the node compares every topic it serves
 	// with the newest id on record, to catch a pub/sub feed that went
 	// silent; 5s. Negative disables it.
@@ -207,6 +203,8 @@ type Server struct {
 	hub   *fanout.Hub
 	reads *readGroup
 	m     *metrics
+	// streamDeps is what the node lends its streams.
+	streamDeps *streamDeps
 
 	publishLimit *rateLimiter    // nil: unbounded
 	batch        *publishBatcher // nil when the Publisher cannot batch
@@ -241,6 +239,11 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 			Stalls: s.m.stalls, Disconnects: s.m.pubsubReconnects, Sources: s.m.topics},
 	}, d.Subscriber, d.History)
 	s.reads = newReadGroup(d.History, cfg.MaxReplayReads, s.m)
+	s.streamDeps = &streamDeps{
+		heartbeat: cfg.Heartbeat, retry: cfg.Retry, writeTimeout: cfg.WriteTimeout,
+		maxAge: cfg.MaxConnectionAge, batch: cfg.ReplayBatch,
+		log: d.Logger, m: s.m, hub: s.hub, reads: s.reads,
+	}
 	if cfg.PublishRate > 0 {
 		s.publishLimit = newRateLimiter(cfg.PublishRate, max(cfg.PublishBurst, 1))
 	}
@@ -422,12 +425,6 @@ func (s *Server) drain(ctx context.Context) {
 			return
 		}
 	}
-}
-
-// jitteredRetry is the reconnect delay for streams the node ends itself:
-// between 1x and 2x the configured retry.
-func (s *Server) jitteredRetry() time.Duration {
-	return s.cfg.Retry + rand.N(s.cfg.Retry+1)
 }
 
 // httpErrorLog sends net/http's own error log to zerolog.
