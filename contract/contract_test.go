@@ -33,18 +33,30 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := k.Stream("a/b"); got != "app:{a/b}:stream" {
+	for _, c := range []struct{ source, stream, channel string }{
+		{"news", "app:{news}:stream", "app:{news}:events"},
+		{"a/b", "app:{a}/b:stream", "app:{a}/b:events"},
+		{"orders/42/x:y", "app:{orders}/42/x:y:stream", "app:{orders}/42/x:y:events"},
+		{"orders/**", "app:{orders}/**:stream", "app:{orders}/**:events"},
+		{"/lead", "app:{/lead}:stream", "app:{/lead}:events"},
+		{"x/y:events", "app:{x}/y:events:stream", "app:{x}/y:events:events"},
+	} {
+		if got := k.Stream(c.source); got != c.stream {
+			t.Errorf("Stream(%q) = %q, want %q", c.source, got, c.stream)
+		}
+		if got := k.Channel(c.source); got != c.channel {
+			t.Errorf("Channel(%q) = %q, want %q", c.source, got, c.channel)
+		}
+		if src, ok := k.SourceOf(k.Channel(c.source)); !ok || src != c.source {
+			t.Errorf("SourceOf(Channel(%q)) = %q, %v", c.source, src, ok)
+		}
+	}
+	if got := k.Idempotency("a/b", "k1"); got != "app:{a}/b:idem:k1" {
 		t.Fatal(got)
 	}
-	if got := k.Channel("a/b"); got != "app:{a/b}:events" {
-		t.Fatal(got)
-	}
-	if topic, ok := k.TopicOf(k.Channel("a/b")); !ok || topic != "a/b" {
-		t.Fatal(topic, ok)
-	}
-	for _, ch := range []string{"other:{a}:events", "app:{a}:stream", "app:{}:events", "app:a:events"} {
-		if _, ok := k.TopicOf(ch); ok {
-			t.Errorf("TopicOf(%q) accepted", ch)
+	for _, ch := range []string{"other:{a}:events", "app:{a}:stream", "app:{}:events", "app:a:events", "app:{a}x:events"} {
+		if _, ok := k.SourceOf(ch); ok {
+			t.Errorf("SourceOf(%q) accepted", ch)
 		}
 	}
 	for _, p := range []string{"a{", "}", "a b", "x\n", strings.Repeat("p", 65)} {
@@ -54,17 +66,38 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+func TestFeedOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"orders/42": "orders/**", "orders/*": "orders/**", "orders/**": "orders/**", "a/b/c": "a/**",
+		"user:42/inbox": "user:42/**", "orders": "", "/x": "", "*/x": "", "ord*/x": "", "**": "",
+	} {
+		got, ok := contract.FeedOf(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("FeedOf(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+		if ok && !contract.IsFeed(got) {
+			t.Errorf("IsFeed(%q) is false", got)
+		}
+	}
+	if contract.IsFeed("orders/42") {
+		t.Error("a topic is taken for a feed")
+	}
+}
+
 func TestEnvelope_roundTrip(t *testing.T) {
 	for _, e := range []contract.Envelope{
 		{ID: "1-0", Prev: "0-0", Data: ""},
 		{ID: "5-2", Prev: "5-1", Type: "t", Data: "a\nb\n\n1\nx"},
+		{ID: "5-2", Prev: "4-0", Topic: "orders/42", Type: "t", Data: "a\nb"},
+		{ID: "5-2", Prev: "4-0", Topic: "orders/42", Data: ""},
 	} {
 		got, err := contract.ParseEnvelope(e.String())
 		if err != nil || got != e {
 			t.Fatalf("round trip of %+v: %+v, %v", e, got, err)
 		}
 	}
-	for _, bad := range []string{"", "1", "2\n1-0\n0-0\n\nx", "1\n\n0-0\n\nx", "1\n1-0\n0-0"} {
+	for _, bad := range []string{"", "1", "3\n1-0\n0-0\n\nx", "1\n\n0-0\n\nx", "1\n1-0\n0-0",
+		"2\n1-0\n0-0\n\nt\nx", "2\n1-0\n0-0\na/b\nt"} {
 		if _, err := contract.ParseEnvelope(bad); err == nil {
 			t.Errorf("ParseEnvelope(%q) accepted", bad)
 		}
@@ -95,8 +128,9 @@ func TestPublishScript_namesFilledIn(t *testing.T) {
 		t.Fatal("the publish script has a name left unfilled")
 	}
 	for _, want := range []string{
-		"local FIELD_PREV, FIELD_TYPE, FIELD_DATA = '" + contract.FieldPrev + "', '" + contract.FieldType + "', '" + contract.FieldData + "'",
-		"local ENVELOPE_VERSION = '" + contract.EnvelopeVersion + "'",
+		"local FIELD_PREV, FIELD_TOPIC = '" + contract.FieldPrev + "', '" + contract.FieldTopic + "'",
+		"local FIELD_TYPE, FIELD_DATA = '" + contract.FieldType + "', '" + contract.FieldData + "'",
+		"local ENVELOPE_VERSION, FEED_ENVELOPE_VERSION = '" + contract.EnvelopeVersion + "', '" + contract.FeedEnvelopeVersion + "'",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the script lacks %q", want)

@@ -16,8 +16,10 @@ var publishLua string
 func PublishScript() string {
 	return strings.NewReplacer(
 		"{{FieldPrev}}", FieldPrev,
+		"{{FieldTopic}}", FieldTopic,
 		"{{FieldType}}", FieldType,
 		"{{FieldData}}", FieldData,
 		"{{EnvelopeVersion}}", EnvelopeVersion,
+		"{{FeedEnvelopeVersion}}", FeedEnvelopeVersion,
 	).Replace(publishLua)
 }

@@ -28,5 +28,5 @@ func ExamplePublisher_Publish() {
 	}
 	entry, _ := rdb.XRange(context.Background(), keys.Stream("orders/42"), id, id).Result()
 	fmt.Println(keys.Stream("orders/42"), entry[0].Values["t"], entry[0].Values["d"], entry[0].Values["p"])
-	// Output: sse:{orders/42}:stream status {"state":"shipped"} 0-0
+	// Output: sse:{orders}/42:stream status {"state":"shipped"} 0-0
 }

@@ -17,15 +17,18 @@ import (
 // Defaults applied by [NewPublisher] to zero fields of [PublisherConfig].
 const (
 	DefaultMaxLen       = 10000
+	DefaultFeedMaxLen   = 100000
 	DefaultMaxAge       = 24 * time.Hour
 	DefaultMaxDataBytes = 64 << 10
 )
 
 // PublisherConfig configures a [Publisher]. Zero fields take the defaults
-// above; a negative MaxLen, MaxAge or MaxDataBytes means "no limit".
+// above; a negative MaxLen, FeedMaxLen, MaxAge or MaxDataBytes means "no
+// limit".
 type PublisherConfig struct {
 	Keys         contract.Keys
 	MaxLen       int64         // entries kept per topic stream (approximate)
+	FeedMaxLen   int64         // entries kept per feed stream (approximate)
 	MaxAge       time.Duration // age of entries kept, and stream expiry
 	MaxDataBytes int           // largest data accepted
 	MaxTopicLen  int           // longest topic accepted; 0 means contract.MaxTopicLen
@@ -52,20 +55,24 @@ type Message struct {
 // Publisher publishes events through the publish script. It is safe for
 // concurrent use and starts no goroutines.
 type Publisher struct {
-	rdb     redis.Scripter
-	cfg     PublisherConfig
-	script  *redis.Script
-	maxLen  string
-	maxAge  string
-	command string
-	idemTTL string
-	loaded  atomic.Bool // the script is known to be in Redis's cache (for PublishMany)
+	rdb        redis.Scripter
+	cfg        PublisherConfig
+	script     *redis.Script
+	maxLen     string
+	feedMaxLen string
+	maxAge     string
+	command    string
+	idemTTL    string
+	loaded     atomic.Bool // the script is known to be in Redis's cache (for PublishMany)
 }
 
 // NewPublisher returns a Publisher that runs the script on rdb.
 func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
 	if cfg.MaxLen == 0 {
 		cfg.MaxLen = DefaultMaxLen
+	}
+	if cfg.FeedMaxLen == 0 {
+		cfg.FeedMaxLen = DefaultFeedMaxLen
 	}
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = DefaultMaxAge
@@ -75,6 +82,7 @@ func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
 	}
 	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(contract.PublishScript()), command: "PUBLISH"}
 	p.maxLen = strconv.FormatInt(max(cfg.MaxLen, 0), 10)
+	p.feedMaxLen = strconv.FormatInt(max(cfg.FeedMaxLen, 0), 10)
 	p.maxAge = strconv.FormatInt(max(cfg.MaxAge.Milliseconds(), 0), 10)
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = time.Minute
@@ -121,12 +129,18 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	return id, nil
 }
 
-// scriptArgs are the publish script's keys and arguments for m.
+// scriptArgs are the publish script's keys and arguments for m: a topic
+// under a first path segment also goes to that segment's feed.
 func (p *Publisher) scriptArgs(m Message) ([]string, []any) {
 	key, ttl := p.idempotency(m)
 	k := p.cfg.Keys
-	return []string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
-		[]any{m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl}
+	keys := []string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)}
+	args := []any{m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl}
+	if feed, ok := contract.FeedOf(m.Topic); ok {
+		keys = append(keys, k.Stream(feed), k.Last(feed), k.Channel(feed))
+		args = append(args, m.Topic, p.feedMaxLen)
+	}
+	return keys, args
 }
 
 // failed reacts to a publish that failed with err. A cluster client keeps

@@ -385,3 +385,70 @@ func TestPublisher_Publish_autoKeyShortLived(t *testing.T) {
 		t.Errorf("%d idempotency records, want 2", n)
 	}
 }
+
+// TestPublisher_Publish_feed: an event of a topic under a first path
+// segment goes, with one id, to the topic's history and channel and to the
+// segment's feed: a feed envelope naming the topic, an entry with the
+// feed's own predecessor chain; a topic without "/" has no feed.
+func TestPublisher_Publish_feed(t *testing.T) {
+	for name, rdb := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			keys, _ := contract.NewKeys("f:")
+			ps := rdb.Subscribe(ctx, keys.Channel("orders/**"))
+			defer ps.Close()
+			if _, err := ps.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+			fprev := "0-0"
+			prevOf := map[string]string{}
+			for i, topic := range []string{"orders/1", "orders/2", "orders/1", "orders/1/items", "news", "orders/2"} {
+				id, err := p.Publish(ctx, pubsub.Message{Topic: topic, Type: "t", Data: fmt.Sprint(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if topic == "news" {
+					if n := rdb.XLen(ctx, keys.Stream("news")).Val(); n != 1 {
+						t.Fatalf("news stream has %d entries", n)
+					}
+					continue
+				}
+				msg, err := ps.ReceiveMessage(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env, err := contract.ParseEnvelope(msg.Payload)
+				want := contract.Envelope{ID: id, Prev: fprev, Topic: topic, Type: "t", Data: fmt.Sprint(i)}
+				if err != nil || env != want {
+					t.Fatalf("feed envelope %+v (%v), want %+v", env, err, want)
+				}
+				// The same id in the topic's history, with the topic's own chain.
+				e, _ := rdb.XRange(ctx, keys.Stream(topic), id, id).Result()
+				tp := prevOf[topic]
+				if tp == "" {
+					tp = "0-0"
+				}
+				if len(e) != 1 || e[0].Values[contract.FieldPrev] != tp {
+					t.Fatalf("topic entry %+v, want prev %s", e, tp)
+				}
+				prevOf[topic], fprev = id, id
+			}
+			entries, _ := rdb.XRange(ctx, keys.Stream("orders/**"), "-", "+").Result()
+			if len(entries) != 5 || entries[3].Values[contract.FieldTopic] != "orders/1/items" ||
+				entries[4].Values[contract.FieldPrev] != entries[3].ID || entries[0].Values[contract.FieldPrev] != "0-0" {
+				t.Fatalf("feed entries %+v", entries)
+			}
+			if got := rdb.Get(ctx, keys.Last("orders/**")).Val(); got != fprev {
+				t.Fatalf("feed :last = %q, want %q", got, fprev)
+			}
+			// Keys laid out for contract v1 are refused, not written where no
+			// one reads.
+			v1 := []string{"f:{orders/9}:stream", "f:{orders/9}:last", "f:{orders/9}:events"}
+			err := rdb.Eval(ctx, contract.PublishScript(), v1, "", "x", 100, 0, "PUBLISH").Err()
+			if err == nil || !strings.Contains(err.Error(), "contract v2") {
+				t.Fatalf("a v1-shaped publish: %v", err)
+			}
+		})
+	}
+}

@@ -83,9 +83,19 @@ func TestRedisStore_After_pages(t *testing.T) {
 func TestRedisStore_After_lostAfterCountTrim(t *testing.T) {
 	f := newFixture(t, pubsub.PublisherConfig{MaxLen: 5}, 30)
 	ctx := context.Background()
-	_, err := f.store.After(ctx, "a", f.ids[0], f.ids[29], 10)
+	kept, err := f.store.After(ctx, "a", f.ids[0], f.ids[29], 100)
 	if !errors.Is(err, replay.ErrHistoryLost) {
 		t.Fatalf("cursor before the trimmed part: %v, want ErrHistoryLost", err)
+	}
+	// The retained history comes with the loss: it begins after a gap, and
+	// runs to the newest event without another.
+	if len(kept) == 0 || kept[len(kept)-1].ID != f.ids[29] || kept[0].Prev == f.ids[0] {
+		t.Fatalf("retained entries %v", kept)
+	}
+	for i := 1; i < len(kept); i++ {
+		if kept[i].Prev != kept[i-1].ID {
+			t.Fatalf("retained entries are not contiguous at %d: %v", i, kept)
+		}
 	}
 	if _, err := f.store.After(ctx, "a", f.ids[27], f.ids[29], 10); err != nil {
 		t.Fatalf("cursor in the kept part: %v", err)

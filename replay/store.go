@@ -15,12 +15,13 @@ import (
 // Redis), or the position never belonged to the topic.
 var ErrHistoryLost = errors.New("replay: history lost")
 
-// Entry is one event of a topic's history.
+// Entry is one event of a source's history (a topic's, or a feed's).
 type Entry struct {
-	ID   contract.ID
-	Prev contract.ID // the topic's event before this one; 0-0 for the first
-	Type string      // empty for the SSE default type
-	Data string
+	ID    contract.ID
+	Prev  contract.ID // the source's event before this one; 0-0 for the first
+	Topic string      // in a feed's history, the event's topic; empty in a topic's
+	Type  string      // empty for the SSE default type
+	Data  string
 }
 
 // Store reads topics' histories. Implementations are safe for concurrent use.
@@ -30,8 +31,10 @@ type Store interface {
 	Last(ctx context.Context, topic string) (contract.ID, error)
 	// After returns up to count entries with after < id <= until, oldest
 	// first. A zero until means no upper bound. It returns ErrHistoryLost when
-	// the first entry does not name after as its predecessor, or when until
-	// lies beyond after but no entry is found.
+	// the first entry does not name after as its predecessor — with the
+	// entries: the history retained after the gap, which begins at the
+	// first entry's Prev — or when until lies beyond after but no entry is
+	// found (with no entries).
 	After(ctx context.Context, topic string, after, until contract.ID, count int64) ([]Entry, error)
 	// Contains reports whether the topic's stream holds an entry with id.
 	Contains(ctx context.Context, topic string, id contract.ID) (bool, error)
@@ -115,7 +118,7 @@ func (s *RedisStore) After(ctx context.Context, topic string, after, until contr
 		entries[i] = e
 	}
 	if entries[0].Prev != after {
-		return nil, fmt.Errorf("replay: %q entry %s follows %s, not %s: %w",
+		return entries, fmt.Errorf("replay: %q entry %s follows %s, not %s: %w",
 			topic, entries[0].ID, entries[0].Prev, after, ErrHistoryLost)
 	}
 	return entries, nil
@@ -174,6 +177,7 @@ func entry(m redis.XMessage) (Entry, error) {
 	if e.Prev, err = contract.ParseID(p); err != nil {
 		return Entry{}, fmt.Errorf("entry %s has no valid predecessor field %s (not written by the publish script?)", m.ID, contract.FieldPrev)
 	}
+	e.Topic, _ = m.Values[contract.FieldTopic].(string)
 	e.Type, _ = m.Values[contract.FieldType].(string)
 	e.Data, _ = m.Values[contract.FieldData].(string)
 	return e, nil

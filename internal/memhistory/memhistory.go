@@ -28,19 +28,35 @@ func New() *Store {
 	return &Store{entries: map[string][]replay.Entry{}, last: map[string]contract.ID{}}
 }
 
-// Add appends events with ids ms..ms+n-1 (seq 0) and returns their envelopes.
+// Add appends events with ids ms..ms+n-1 (seq 0) to a topic's history and
+// returns their envelopes.
 func (m *Store) Add(topic string, ms, n int) []contract.Envelope {
+	return m.AddTo(topic, "", ms, n)
+}
+
+// AddTo appends events with ids ms..ms+n-1 (seq 0) to a source's history
+// and returns their envelopes. A topic given with a feed is the events'
+// topic, as in a feed's entries and envelopes.
+func (m *Store) AddTo(source, topic string, ms, n int) []contract.Envelope {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var envs []contract.Envelope
 	for i := 0; i < n; i++ {
 		id := contract.ID{Ms: uint64(ms + i)}
-		e := replay.Entry{ID: id, Prev: m.last[topic], Data: fmt.Sprint(ms + i)}
-		m.entries[topic] = append(m.entries[topic], e)
-		m.last[topic] = id
-		envs = append(envs, contract.Envelope{ID: id.String(), Prev: e.Prev.String(), Data: e.Data})
+		e := replay.Entry{ID: id, Prev: m.last[source], Topic: topic, Data: fmt.Sprint(ms + i)}
+		m.entries[source] = append(m.entries[source], e)
+		m.last[source] = id
+		envs = append(envs, contract.Envelope{ID: id.String(), Prev: e.Prev.String(), Topic: topic, Data: e.Data})
 	}
 	return envs
+}
+
+// Reset forgets everything, as a Redis that lost its data.
+func (m *Store) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.entries)
+	clear(m.last)
 }
 
 // Trim keeps only the newest keep entries.
@@ -73,7 +89,7 @@ func (m *Store) After(_ context.Context, topic string, after, until contract.ID,
 		return nil, nil
 	}
 	if out[0].Prev != after {
-		return nil, replay.ErrHistoryLost
+		return out, replay.ErrHistoryLost
 	}
 	return out, nil
 }
