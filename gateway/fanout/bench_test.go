@@ -32,7 +32,8 @@ func BenchmarkNewFrame(b *testing.B) {
 	ev := event{id: contract.ID{Ms: 1795478727864, Seq: 3}, prev: contract.ID{Ms: 1795478727864, Seq: 2}, typ: "tick", data: strings.Repeat("x", 100)}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = newFrame(ev)
+		f := newFrame(ev)
+		f.build(false)
 	}
 }
 
@@ -45,7 +46,7 @@ func BenchmarkHubBroadcast(b *testing.B) {
 			h := New(Config{Grace: time.Minute}, &fakeSub{}, memhistory.New())
 			outs := make([]*Outbox, subs)
 			for i := range outs {
-				outs[i] = NewOutbox([]string{"t"}, 1<<30)
+				outs[i] = Topics([]string{"t"}, 1<<30)
 				h.Join(outs[i])
 			}
 			h.HandleSubscribed("t")
@@ -72,8 +73,9 @@ func BenchmarkHubBroadcast(b *testing.B) {
 }
 
 func BenchmarkOutboxEnqueueTake(b *testing.B) {
-	c := NewOutbox([]string{"t"}, 1<<30)
+	c := Topics([]string{"t"}, 1<<30)
 	f := newFrame(event{id: contract.ID{Ms: 1}, data: strings.Repeat("x", 100)})
+	f.build(false)
 	b.ReportAllocs()
 	for b.Loop() {
 		for range 16 {

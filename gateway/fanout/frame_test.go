@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"encoding/json"
 	"io"
 	"strings"
 	"testing"
@@ -70,13 +71,29 @@ func TestAppendBody_roundTrip(t *testing.T) {
 	}
 }
 
-func TestNewFrame_sharesIDAndBody(t *testing.T) {
-	f := newFrame(event{id: contract.ID{Ms: 17, Seq: 2}, prev: contract.ID{Ms: 17, Seq: 1}, typ: "t", data: "d"})
-	if got, want := string(f.buf), "id: 17-2\nevent: t\ndata: d\n\n"; got != want {
-		t.Fatalf("frame = %q, want %q", got, want)
+func TestFrame_forms(t *testing.T) {
+	f := newFrame(event{id: contract.ID{Ms: 17, Seq: 2}, prev: contract.ID{Ms: 17, Seq: 1}, topic: "orders/4\"2", typ: "t", data: "d\n\"x\"\\\x01"})
+	f.build(false)
+	if got, want := string(f.Bytes(false)), "id: 17-2\nevent: t\ndata: d\ndata: \"x\"\\\x01\n\n"; got != want {
+		t.Fatalf("plain %q, want %q", got, want)
 	}
-	if got := string(f.buf[f.body:]); got != "event: t\ndata: d\n\n" {
-		t.Fatalf("body = %q", got)
+	if got := string(f.Body(false)); got != "event: t\ndata: d\ndata: \"x\"\\\x01\n\n" {
+		t.Fatalf("plain body %q", got)
+	}
+	f.build(true)
+	want := `id: 17-2` + "\n" + `event: t` + "\n" + `data: {"topic":"orders/4\"2","data":"d\n\"x\"\\\u0001"}` + "\n\n"
+	if got := string(f.Bytes(true)); got != want {
+		t.Fatalf("named %q, want %q", got, want)
+	}
+	// The named form decodes, through the spec parser and JSON, to the topic
+	// and the data exactly.
+	ev, err := sseclient.NewParser(strings.NewReader(string(f.Bytes(true))), "").Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Topic, Data string }
+	if err := json.Unmarshal([]byte(ev.Data), &v); err != nil || v.Topic != "orders/4\"2" || v.Data != "d\n\"x\"\\\x01" {
+		t.Fatalf("decoded %+v, %v", v, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
@@ -84,19 +85,22 @@ const (
 // dropped and read from the history instead.
 const maxPending = 4096
 
-// Source is a topic as the node follows it: its streams and its sequencer.
+// Source is a topic or a feed as the node follows it: its streams and its
+// sequencer.
 type Source struct {
 	name  string
 	ready chan struct{} // closed once the source's position is known
 
 	mu        sync.Mutex
-	members   map[*Outbox]int // stream → index of this source in its outbox
+	members   map[*Outbox]*member
+	index     *patternIndex // a feed's: which streams an event goes to; nil for a topic
 	phase     phase
 	known     bool        // last is valid
 	last      contract.ID // newest event delivered to members
 	pending   []event     // envelopes received while syncing, in arrival order
 	overflow  bool        // pending dropped some: read the history
 	resync    bool        // the history must be read after last
+	restart   bool        // ids started over below last: read the history from its beginning
 	queued    bool        // in the sync queue
 	removed   bool        // no longer in Hub.sources
 	idleSince time.Time   // when members became empty; zero while it has any
@@ -118,23 +122,40 @@ func (s *Source) Position() contract.ID {
 	return s.last
 }
 
-// Join adds o to its sources, subscribing the node to sources it did not
-// have, and returns them in o's order. From now on every event delivered on
-// them is queued in o.
+// member is one stream's place in a source.
+type member struct {
+	o        *Outbox
+	idx      int            // the want's index in o
+	patterns []auth.Pattern // a feed's: what the stream wants of it
+	seen     contract.ID    // a feed's: the last event handed over (one delivery per event)
+}
+
+// Join adds o to its wants' sources, subscribing the node to sources it did
+// not have, and returns them in o's order. From now on every event
+// delivered on them that o wants is queued in o.
 func (h *Hub) Join(o *Outbox) []*Source {
-	ss := make([]*Source, len(o.sources))
+	ss := make([]*Source, len(o.wants))
 	var fresh []string
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for i, name := range o.sources {
-		s := h.sources[name]
+	for i, w := range o.wants {
+		s := h.sources[w.Source]
 		if s == nil {
-			s = &Source{name: name, ready: make(chan struct{}), members: make(map[*Outbox]int)}
-			h.sources[name] = s
-			fresh = append(fresh, name)
+			s = &Source{name: w.Source, ready: make(chan struct{}), members: make(map[*Outbox]*member)}
+			if contract.IsFeed(w.Source) {
+				s.index = newPatternIndex()
+			}
+			h.sources[w.Source] = s
+			fresh = append(fresh, w.Source)
 		}
+		m := &member{o: o, idx: i, patterns: w.Patterns}
 		s.mu.Lock()
-		s.members[o] = i
+		s.members[o] = m
+		if s.index != nil {
+			for _, p := range w.Patterns {
+				s.index.add(p, m)
+			}
+		}
 		s.idleSince = time.Time{}
 		s.mu.Unlock()
 		ss[i] = s
@@ -153,6 +174,11 @@ func (h *Hub) Leave(o *Outbox, ss []*Source) {
 	now := time.Now()
 	for _, s := range ss {
 		s.mu.Lock()
+		if m := s.members[o]; m != nil && s.index != nil {
+			for _, p := range m.patterns {
+				s.index.remove(p, m)
+			}
+		}
 		delete(s.members, o)
 		if len(s.members) == 0 {
 			s.idleSince = now
@@ -180,7 +206,11 @@ func (h *Hub) HandleEvent(name string, env contract.Envelope) {
 		h.log.Error().Str("source", name).Str("id", env.ID).Str("prev", env.Prev).Msg("dropping an envelope with malformed ids")
 		return
 	}
-	ev := event{id: id, prev: prev, typ: env.Type, data: env.Data}
+	topic := env.Topic
+	if topic == "" {
+		topic = name
+	}
+	ev := event{id: id, prev: prev, topic: topic, typ: env.Type, data: env.Data}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.phase {
@@ -241,21 +271,41 @@ func (s *Source) addPending(ev event) {
 	s.pending = append(s.pending, ev)
 }
 
-// deliver encodes ev once and hands it to every stream. s.mu must be held.
+// deliver encodes ev once per form its streams want and hands it to every
+// stream that wants it: all of a topic's, and those of a feed's whose
+// patterns match the event's topic. s.mu must be held.
 func (h *Hub) deliver(s *Source, ev event) {
 	f := newFrame(ev)
-	for o, idx := range s.members {
-		o.enqueue(f, idx)
+	if s.index == nil {
+		for _, m := range s.members {
+			m.hand(f)
+		}
+	} else {
+		s.index.match(ev.topic, func(e *pentry) {
+			for m := range e.members {
+				if m.seen != ev.id {
+					m.seen = ev.id
+					m.hand(f)
+				}
+			}
+		})
 	}
 	s.last = ev.id
+}
+
+// hand queues f for the member's stream, in the form it wants. The source's
+// lock must be held.
+func (m *member) hand(f *Frame) {
+	f.build(m.o.named)
+	m.o.enqueue(f, m.idx)
 }
 
 // deliverLost tells every stream that the events after s.last up to newest
 // are gone. s.mu must be held.
 func (h *Hub) deliverLost(s *Source, newest contract.ID) {
 	f := &Frame{ID: newest, Prev: s.last, Lost: true}
-	for o, idx := range s.members {
-		o.enqueue(f, idx)
+	for _, m := range s.members {
+		m.o.enqueue(f, m.idx)
 	}
 	s.last = newest
 	h.c.HistoryLost.Inc()

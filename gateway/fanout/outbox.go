@@ -1,13 +1,18 @@
 package fanout
 
-import "sync"
+import (
+	"sync"
 
-// Outbox is one stream's subscription as the hub sees it: the sources it
-// wants and a byte-bounded queue of frames waiting for the stream's writer.
-// The hub appends without ever blocking; the writer takes the whole queue
-// at once. Its methods are safe for concurrent use.
+	"github.com/ssegateway/ssegateway/auth"
+)
+
+// Outbox is one stream's subscription as the hub sees it: what it wants
+// and a byte-bounded queue of frames waiting for the stream's writer. The
+// hub appends without ever blocking; the writer takes the whole queue at
+// once. Its methods are safe for concurrent use.
 type Outbox struct {
-	sources  []string // sorted, unique
+	wants    []Want
+	named    bool // frames are encoded with their topic
 	maxBytes int
 
 	notify chan struct{} // capacity 1: "the queue has something"
@@ -19,21 +24,43 @@ type Outbox struct {
 	evicted bool
 }
 
-// Item is one queued frame and the index, in the outbox's sources, of the
-// source it belongs to.
+// Want is one of a stream's subscriptions: a source, and for a feed the
+// patterns that pick its events (an event matching several is delivered
+// once).
+type Want struct {
+	Source   string
+	Patterns []auth.Pattern
+}
+
+// Item is one queued frame and the index, in the outbox's wants, of the
+// want it belongs to.
 type Item struct {
-	Frame  *Frame
-	Source int
+	Frame *Frame
+	Want  int
 }
 
-// NewOutbox returns the outbox of a stream of sources (sorted, unique),
-// evicted once more than maxBytes wait in it.
-func NewOutbox(sources []string, maxBytes int) *Outbox {
-	return &Outbox{sources: sources, maxBytes: maxBytes, notify: make(chan struct{}, 1)}
+// NewOutbox returns the outbox of a stream of wants (one per source,
+// sorted by source), evicted once more than maxBytes wait in it. With
+// named, the stream writes each event with its topic (see
+// [Frame.Body]), and the frames it is handed are built that way.
+func NewOutbox(wants []Want, named bool, maxBytes int) *Outbox {
+	return &Outbox{wants: wants, named: named, maxBytes: maxBytes, notify: make(chan struct{}, 1)}
 }
 
-// Sources returns the outbox's sources; the caller must not modify them.
-func (o *Outbox) Sources() []string { return o.sources }
+// Topics returns an outbox of plain topics, written without their names.
+func Topics(topics []string, maxBytes int) *Outbox {
+	wants := make([]Want, len(topics))
+	for i, t := range topics {
+		wants[i] = Want{Source: t}
+	}
+	return NewOutbox(wants, false, maxBytes)
+}
+
+// Wants returns the outbox's wants; the caller must not modify them.
+func (o *Outbox) Wants() []Want { return o.wants }
+
+// Named reports whether the outbox's frames carry their topic.
+func (o *Outbox) Named() bool { return o.named }
 
 // Notify receives a value when the queue has something; one value may stand
 // for many frames.
@@ -48,14 +75,14 @@ func (o *Outbox) enqueue(f *Frame, idx int) {
 		o.mu.Unlock()
 		return
 	}
-	o.bytes += len(f.buf)
+	o.bytes += len(f.Bytes(o.named)) // 0 for a lost frame
 	if o.bytes > o.maxBytes {
 		o.evicted = true
 		clear(o.queue)
 		o.queue = o.queue[:0]
 		o.bytes = 0
 	} else {
-		o.queue = append(o.queue, Item{Frame: f, Source: idx})
+		o.queue = append(o.queue, Item{Frame: f, Want: idx})
 	}
 	o.mu.Unlock()
 	select {

@@ -103,27 +103,51 @@ func (h *Hub) sync(ctx context.Context, s *Source) error {
 			return nil
 		}
 		s.resync, s.overflow = false, false
-		from := s.last
+		at := s.last
+		from := at
+		restart := s.restart
+		if restart {
+			// Ids started over below what the node delivered (Redis lost
+			// its data): read the new history from its beginning.
+			from = contract.ID{}
+		}
 		s.mu.Unlock()
 
 		entries, err := h.hist.After(ctx, s.name, from, contract.ID{}, h.cfg.Batch)
-		if errors.Is(err, replay.ErrHistoryLost) {
+		var lostAt contract.ID
+		lost := false
+		switch {
+		case errors.Is(err, replay.ErrHistoryLost) && len(entries) > 0, err == nil && restart && len(entries) > 0:
+			// Events the node missed are gone, but history goes on after a
+			// gap: streams are told of the loss there, then get every
+			// retained event.
+			lostAt, lost, err = entries[0].Prev, true, nil
+		case errors.Is(err, replay.ErrHistoryLost), err == nil && restart:
+			// Nothing retained after the loss: streams go on from the
+			// newest id on record.
 			newest, lerr := h.hist.Last(ctx, s.name)
 			switch {
 			case lerr != nil:
 				err = lerr
-			case !from.Less(newest):
+			case !restart && !from.Less(newest):
 				err = fmt.Errorf("fanout: %q lost history after %s but its newest id is %s (written outside the publish script?)", s.name, from, newest)
 			default:
-				s.mu.Lock()
-				if s.last == from && from.Less(newest) {
-					h.log.Warn().Str("source", s.name).Stringer("from", from).Stringer("to", newest).
-						Msg("events missed by this node are no longer in the history; streams get history-lost")
-					h.deliverLost(s, newest)
-				}
-				s.mu.Unlock()
-				continue
+				lostAt, lost, err = newest, newest != at, nil
 			}
+		}
+		if lost {
+			s.mu.Lock()
+			if s.last == at {
+				h.log.Warn().Str("source", s.name).Stringer("from", at).Stringer("to", lostAt).Bool("restarted", restart).
+					Msg("events missed by this node are no longer in the history; streams get history-lost, then what was retained")
+				h.deliverLost(s, lostAt)
+			}
+			s.mu.Unlock()
+		}
+		if restart {
+			s.mu.Lock()
+			s.restart = false
+			s.mu.Unlock()
 		}
 		if err != nil {
 			s.mu.Lock()
@@ -140,7 +164,11 @@ func (h *Hub) sync(ctx context.Context, s *Source) error {
 				s.resync = true // not contiguous with what was delivered: read again
 				break
 			}
-			h.deliver(s, event{id: e.ID, prev: e.Prev, typ: e.Type, data: e.Data})
+			topic := e.Topic
+			if topic == "" {
+				topic = s.name
+			}
+			h.deliver(s, event{id: e.ID, prev: e.Prev, topic: topic, typ: e.Type, data: e.Data})
 			h.c.Repaired.Inc()
 		}
 		if int64(len(entries)) == h.cfg.Batch {
@@ -222,6 +250,16 @@ func (h *Hub) checkPositions(ctx context.Context) error {
 			s.behind = contract.ID{}
 			if s.last.Less(newest[i]) {
 				s.behind = newest[i]
+			} else if !newest[i].IsZero() && newest[i].Less(s.last) {
+				// The newest id on record is below what the node delivered:
+				// Redis lost its data and ids started over (a restart
+				// without persistence, a failover that lost writes). Events
+				// published since would look already delivered.
+				h.log.Warn().Str("source", s.name).Stringer("delivered", s.last).Stringer("on_record", newest[i]).
+					Msg("the history restarted below this node's position; streams get history-lost, then the new history")
+				s.phase = phaseSyncing
+				s.resync, s.restart = true, true
+				h.queueSync(s)
 			}
 		}
 		s.mu.Unlock()
