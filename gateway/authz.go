@@ -64,9 +64,11 @@ func (s *Server) grantFor(c echo.Context, token string) (*auth.Grant, *httpErr) 
 	return g, nil
 }
 
-// authorizeSubscribe decides whether the request may stream topics. It
-// returns the token's expiry (zero if none) or the refusal.
-func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time, *httpErr) {
+// authorizeSubscribe decides whether the request may stream items (topics
+// and patterns). A pattern needs a grant (or a public pattern) that covers
+// every topic it can match. It returns the token's expiry (zero if none) or
+// the refusal.
+func (s *Server) authorizeSubscribe(c echo.Context, items []string) (time.Time, *httpErr) {
 	if s.cfg.AllowAnonymous {
 		return time.Time{}, nil
 	}
@@ -79,8 +81,8 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 		return time.Time{}, herr
 	}
 	var denied []string
-	for _, t := range topics {
-		if s.cfg.PublicTopics.Allows(t) || g != nil && g.Subscribe.Allows(t) {
+	for _, t := range items {
+		if allows(s.cfg.PublicTopics, t) || g != nil && allows(g.Subscribe, t) {
 			continue
 		}
 		denied = append(denied, t)
@@ -94,6 +96,16 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 		return time.Time{}, &httpErr{http.StatusUnauthorized, "a token is required for: " + strings.Join(denied, ", ")}
 	}
 	return time.Time{}, &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
+}
+
+// allows reports whether ps let a client subscribe to item: a topic they
+// match, or a pattern one of them covers.
+func allows(ps auth.Patterns, item string) bool {
+	if !isPattern(item) {
+		return ps.Allows(item)
+	}
+	p, err := auth.ParsePattern(item)
+	return err == nil && ps.Covers(p)
 }
 
 // authorizePublish decides whether the request may publish on topic, and

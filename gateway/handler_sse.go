@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/fanout"
 )
 
-// handleEvents serves GET /events?topic=A&topic=B: one SSE stream of the
-// topics, resumed from Last-Event-ID (or ?lastEventId= on a first connect).
+// handleEvents serves GET /events?topic=A&topic=B&topic=C/*: one SSE stream
+// of the topics and patterns, resumed from Last-Event-ID (or ?lastEventId=
+// on a first connect).
 //
 // Only a request that can never succeed gets an error status (bad topic
 // names, too many topics), because EventSource stops for good on any
@@ -23,11 +26,11 @@ import (
 func (s *Server) handleEvents(c echo.Context) error {
 	req := c.Request()
 	query := req.URL.Query()
-	topics, err := s.parseTopics(query["topic"])
+	sub, err := s.parseSubscription(query["topic"])
 	if err != nil {
 		return jsonError(c, http.StatusBadRequest, err.Error())
 	}
-	expires, herr := s.authorizeSubscribe(c, topics)
+	expires, herr := s.authorizeSubscribe(c, sub.items)
 	if herr != nil {
 		return s.refuse(c, herr)
 	}
@@ -42,9 +45,9 @@ func (s *Server) handleEvents(c echo.Context) error {
 	h.Set("X-Accel-Buffering", "no")
 	st := &stream{
 		d:       s.streamDeps,
-		box:     fanout.NewOutbox(topics, s.cfg.MaxQueueBytes),
-		topics:  topics,
-		tags:    cursorTags(topics),
+		box:     fanout.NewOutbox(sub.wants, sub.named, s.cfg.MaxQueueBytes),
+		sub:     sub,
+		tags:    cursorTags(sub.sources()),
 		stop:    make(chan closeReason, 1),
 		done:    make(chan struct{}),
 		expires: expires,
@@ -101,26 +104,97 @@ func (s *Server) start(ctx context.Context, st *stream, cursor string) (closeRea
 	return st.setup(ctx, cursor)
 }
 
-// parseTopics validates the topic parameters and returns them sorted and
-// without duplicates.
-func (s *Server) parseTopics(raw []string) ([]string, error) {
+// subscription is what a stream asked for, checked and arranged for the
+// fan-out: topics are followed as themselves; patterns follow their feed
+// (one want per feed, with all the stream's patterns of that feed); and a
+// topic that one of the stream's patterns matches is left to the feed, so
+// that each of its events reaches the stream once.
+type subscription struct {
+	items []string      // as asked: topics and patterns, sorted, unique
+	wants []fanout.Want // one per source, sorted by source
+	names [][]string    // per want, the items it serves: for history-lost
+	named bool          // some item is a pattern: events carry their topic
+}
+
+// sources returns the wants' sources.
+func (sub *subscription) sources() []string {
+	out := make([]string, len(sub.wants))
+	for i, w := range sub.wants {
+		out[i] = w.Source
+	}
+	return out
+}
+
+// isPattern reports whether a topic parameter is a pattern.
+func isPattern(item string) bool { return strings.Contains(item, "*") }
+
+// parseSubscription validates the topic parameters and arranges them.
+func (s *Server) parseSubscription(raw []string) (*subscription, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("at least one topic is required, e.g. /events?topic=news")
 	}
-	topics := slices.Clone(raw)
-	slices.Sort(topics)
-	topics = slices.Compact(topics)
-	if len(topics) > s.cfg.MaxTopics {
+	items := slices.Clone(raw)
+	slices.Sort(items)
+	items = slices.Compact(items)
+	if len(items) > s.cfg.MaxTopics {
 		s.m.limited.WithLabelValues(limitTopics).Inc()
-		return nil, fmt.Errorf("%d topics requested, at most %d per stream allowed", len(topics), s.cfg.MaxTopics)
+		return nil, fmt.Errorf("%d topics requested, at most %d per stream allowed", len(items), s.cfg.MaxTopics)
+	}
+	sub := &subscription{items: items}
+	feeds := map[string][]auth.Pattern{}
+	var topics []string
+	for _, t := range items {
+		if len(t) > s.cfg.MaxTopicLen {
+			s.m.limited.WithLabelValues(limitTopicLength).Inc()
+		}
+		if !isPattern(t) {
+			if err := contract.ValidateTopic(t, s.cfg.MaxTopicLen); err != nil {
+				return nil, err
+			}
+			topics = append(topics, t)
+			continue
+		}
+		if len(t) > s.cfg.MaxTopicLen {
+			return nil, fmt.Errorf("pattern is %d bytes, at most %d allowed", len(t), s.cfg.MaxTopicLen)
+		}
+		p, err := auth.ParsePattern(t)
+		if err != nil {
+			return nil, errors.New(strings.TrimPrefix(err.Error(), "auth: "))
+		}
+		feed, ok := contract.FeedOf(t)
+		if !ok {
+			return nil, fmt.Errorf("pattern %q must start with a path segment without wildcards and a \"/\", "+
+				"e.g. orders/* or orders/**", t)
+		}
+		feeds[feed] = append(feeds[feed], p)
+		sub.named = true
+	}
+	for feed, ps := range feeds {
+		names := make([]string, len(ps))
+		for i, p := range ps {
+			names[i] = p.String()
+		}
+		sub.wants = append(sub.wants, fanout.Want{Source: feed, Patterns: ps})
+		sub.names = append(sub.names, names)
 	}
 	for _, t := range topics {
-		if err := contract.ValidateTopic(t, s.cfg.MaxTopicLen); err != nil {
-			if len(t) > s.cfg.MaxTopicLen {
-				s.m.limited.WithLabelValues(limitTopicLength).Inc()
-			}
-			return nil, err
+		if feed, ok := contract.FeedOf(t); ok && auth.Patterns(feeds[feed]).Allows(t) {
+			continue // the feed delivers it
 		}
+		sub.wants = append(sub.wants, fanout.Want{Source: t})
+		sub.names = append(sub.names, []string{t})
 	}
-	return topics, nil
+	// Sorted by source, so that the cursor's order does not depend on map
+	// iteration.
+	idx := make([]int, len(sub.wants))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(sub.wants[a].Source, sub.wants[b].Source) })
+	wants, names := make([]fanout.Want, len(idx)), make([][]string, len(idx))
+	for k, i := range idx {
+		wants[k], names[k] = sub.wants[i], sub.names[i]
+	}
+	sub.wants, sub.names = wants, names
+	return sub, nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/fanout"
 	"github.com/ssegateway/ssegateway/replay"
@@ -36,20 +37,28 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*fanout.Source
 }
 
 // place does resume's work, and says how it went for replays_total.
+//
+// Per want, from the cursor: nothing to do if the client is where the node
+// is; skip live events up to its position if it is further along (it came
+// from a node ahead of this one); otherwise replay what it missed. Where
+// history after its position is gone, it gets a history-lost event placed
+// at the gap — before the oldest event still retained — followed by every
+// retained event, so nothing that survived is skipped.
 func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source) (r closeReason, ok bool, result string) {
 	d := st.d
 	starts := decodeCursor(cursor, st.tags)
-	upTo := make([]contract.ID, len(ts))
-	st.pos = make([]contract.ID, len(ts))
+	n := len(ts)
+	upTo := make([]contract.ID, n)
+	st.pos = make([]contract.ID, n)
 	for i, t := range ts {
 		upTo[i] = t.Position()
 		st.pos[i] = upTo[i]
 	}
 	lost := map[string][]int{}
-	var pages [][]replay.Entry
+	pages := make([][]replay.Entry, n) // the first page of each want replayed
 	var replaying []int
 	for i, sp := range starts {
-		topic := st.topics[i]
+		source := st.sub.wants[i].Source
 		switch {
 		case sp.kind == startLive:
 		case sp.kind == startInvalid:
@@ -59,7 +68,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 			// The client saw more than this node has delivered yet (it came
 			// from a node further along). Live events up to its position
 			// are skipped, if the position is real.
-			ok, err := d.reads.contains(ctx, topic, sp.id)
+			ok, err := d.reads.contains(ctx, source, sp.id)
 			if err != nil {
 				st.logger().Warn().Err(err).Msg("resume: checking a cursor failed")
 				return st.bye(closeRedis), false, result
@@ -70,8 +79,15 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 				lost["trimmed"] = append(lost["trimmed"], i)
 			}
 		default:
-			entries, err := d.reads.after(ctx, topic, sp.id, upTo[i], d.batch)
+			entries, err := d.reads.after(ctx, source, sp.id, upTo[i], d.batch)
 			switch {
+			case errors.Is(err, replay.ErrHistoryLost) && len(entries) > 0:
+				// Retained history starts after a gap: the client is placed
+				// at the gap and gets everything after it.
+				st.pos[i] = entries[0].Prev
+				lost["trimmed"] = append(lost["trimmed"], i)
+				replaying = append(replaying, i)
+				pages[i] = entries
 			case errors.Is(err, replay.ErrHistoryLost):
 				lost["trimmed"] = append(lost["trimmed"], i)
 			case err != nil:
@@ -80,7 +96,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 			default:
 				st.pos[i] = sp.id
 				replaying = append(replaying, i)
-				pages = append(pages, entries)
+				pages[i] = entries
 			}
 		}
 	}
@@ -97,25 +113,42 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 			st.appendLost(idx, reason)
 		}
 	}
-	for k, i := range replaying {
-		page := pages[k]
+	wrote := len(lost) > 0 // the last id written carries the current cursor
+	for _, i := range replaying {
+		page := pages[i]
 		for {
+			sent := 0
 			for _, e := range page {
-				st.appendEvent(i, e)
+				if !st.pos[i].Less(e.ID) {
+					continue
+				}
+				if st.appendEvent(i, e) {
+					sent++
+					wrote = true
+				} else {
+					wrote = false // the position moved past the last id written
+				}
 				if len(st.buf) >= flushAt && st.flush() != nil {
 					return closeWrite, false, result
 				}
 			}
-			d.m.replayed.Add(float64(len(page)))
+			d.m.replayed.Add(float64(sent))
 			if !st.pos[i].Less(upTo[i]) {
 				break
 			}
 			var err error
-			page, err = d.reads.after(ctx, st.topics[i], st.pos[i], upTo[i], d.batch)
+			page, err = d.reads.after(ctx, st.sub.wants[i].Source, st.pos[i], upTo[i], d.batch)
 			if errors.Is(err, replay.ErrHistoryLost) {
 				// Trimmed while we were reading it.
 				st.pos[i] = upTo[i]
+				if len(page) > 0 {
+					st.pos[i] = page[0].Prev
+				}
 				st.appendLost([]int{i}, "trimmed")
+				wrote = true
+				if len(page) > 0 {
+					continue
+				}
 				break
 			}
 			if err != nil {
@@ -126,9 +159,9 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 	}
 	// The checkpoint: an id with no data sets the client's lastEventId
 	// without dispatching an event, so a reconnect resumes from here even if
-	// nothing else arrives first. After a replay or a history-lost event the
-	// last event written already carries the current cursor.
-	if len(lost) == 0 && len(replaying) == 0 {
+	// nothing else arrives first. It is needed unless the last event written
+	// already carries the current cursor.
+	if !wrote {
 		st.buf = st.appendID(st.buf)
 		st.buf = append(st.buf, '\n')
 	}
@@ -138,12 +171,27 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 	return 0, true, result
 }
 
-// appendEvent appends a history entry of topic i.
-func (st *stream) appendEvent(i int, e replay.Entry) {
+// appendEvent moves want i's position to a history entry and appends the
+// entry, unless the want's patterns pass it over. It reports whether it
+// appended it.
+func (st *stream) appendEvent(i int, e replay.Entry) bool {
 	st.pos[i] = e.ID
+	w := st.sub.wants[i]
+	topic := e.Topic
+	if topic == "" {
+		topic = w.Source
+	}
+	if w.Patterns != nil && !auth.Patterns(w.Patterns).Allows(topic) {
+		return false
+	}
 	st.buf = st.appendID(st.buf)
-	st.buf = fanout.AppendBody(st.buf, e.Type, e.Data)
+	if st.sub.named {
+		st.buf = fanout.AppendNamedBody(st.buf, e.Type, topic, e.Data)
+	} else {
+		st.buf = fanout.AppendBody(st.buf, e.Type, e.Data)
+	}
 	st.events++
+	return true
 }
 
 // historyLost is the data of a history-lost event.
@@ -152,12 +200,13 @@ type historyLost struct {
 	Reason string   `json:"reason"`
 }
 
-// appendLost appends a history-lost event for the topics at indexes idx,
-// whose positions the caller has already moved to where the stream goes on.
+// appendLost appends a history-lost event for the wants at indexes idx —
+// naming the topics and patterns they serve — whose positions the caller
+// has already moved to where the stream goes on.
 func (st *stream) appendLost(idx []int, reason string) {
 	hl := historyLost{Reason: reason}
 	for _, i := range idx {
-		hl.Topics = append(hl.Topics, st.topics[i])
+		hl.Topics = append(hl.Topics, st.sub.names[i]...)
 	}
 	data, _ := json.Marshal(hl)
 	st.buf = st.appendID(st.buf)
@@ -210,10 +259,10 @@ func newReadGroup(hist replay.Store, max int, m *metrics) *readGroup {
 // The returned entries must not be modified.
 func (g *readGroup) after(ctx context.Context, topic string, after, until contract.ID, count int64) ([]replay.Entry, error) {
 	c, err := g.read(ctx, readKey{topic: topic, after: after, until: until, count: count})
-	if err != nil {
+	if c == nil {
 		return nil, err
 	}
-	return c.entries, nil
+	return c.entries, err // with ErrHistoryLost, the history retained after the gap
 }
 
 // contains is replay.Store.Contains, shared and bounded like after: a

@@ -273,10 +273,18 @@ func TestServer_events_trimmedCursorGivesHistoryLost(t *testing.T) {
 	for i := 1; i < 300; i++ { // MAXLEN ~ trims whole macro nodes: publish well past one
 		n.publish(t, "a", fmt.Sprint(i))
 	}
+	kept, _ := n.rdb.XRange(context.Background(), "t:{a}:stream", "-", "+").Result()
 	c := subscribe(t, eventsURL(n.url, "a"), first)
 	ev := c.next(t)
-	if ev.Type != "history-lost" || !strings.Contains(ev.Data, `"reason":"trimmed"`) {
-		t.Fatalf("got %+v", ev)
+	if ev.Type != "history-lost" || !strings.Contains(ev.Data, `"reason":"trimmed"`) ||
+		ev.LastEventID != kept[0].Values["p"] {
+		t.Fatalf("got %+v, want history-lost placed before the oldest retained event (%v)", ev, kept[0])
+	}
+	// Every retained event follows the loss: none that survived is skipped.
+	for _, k := range kept {
+		if ev := c.next(t); ev.LastEventID != k.ID || ev.Data != k.Values["d"] {
+			t.Fatalf("after history-lost got %+v, want retained %v", ev, k)
+		}
 	}
 	n.waitStreams(t, 1)
 	n.publish(t, "a", "live")

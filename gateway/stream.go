@@ -80,11 +80,11 @@ type stream struct {
 	sink   sink
 	abort  func()         // closes a taken-over connection; nil otherwise
 	box    *fanout.Outbox // what the hub queues for the stream
-	topics []string       // sorted, unique
-	tags   []string       // cursor tags, parallel to topics
+	sub    *subscription  // what the client asked for
+	tags   []string       // cursor tags, parallel to sub.wants
 	client string         // the client's address, for the log
 
-	pos       []contract.ID // per topic: the newest event this client has been sent
+	pos       []contract.ID // per want: the newest event this client has been sent
 	buf       []byte        // bytes waiting for the next write
 	events    int           // events in buf, counted into the metrics at the flush
 	liveMs    uint64        // id time of the oldest live event in buf; 0 if none
@@ -132,7 +132,7 @@ func (st *stream) end(reason closeReason) {
 
 // logger is the stream's logger, built when needed rather than kept.
 func (st *stream) logger() *zerolog.Logger {
-	l := st.d.log.With().Str("component", "stream").Strs("topics", st.topics).Str("client", st.client).Logger()
+	l := st.d.log.With().Str("component", "stream").Strs("topics", st.sub.items).Str("client", st.client).Logger()
 	return &l
 }
 
@@ -232,7 +232,7 @@ func (st *stream) writeQueued() (closeReason, bool) {
 		return st.bye(closeSlow), false
 	}
 	for _, q := range items {
-		st.appendFrame(q.Frame, q.Source)
+		st.appendFrame(q.Frame, q.Want)
 	}
 	st.box.Recycle(items)
 	if st.flush() != nil {
@@ -268,22 +268,29 @@ func (st *stream) appendID(b []byte) []byte {
 	return append(b, '\n')
 }
 
-// appendFrame appends a live frame of topic i unless the client already has
+// appendFrame appends a live frame of want i unless the client already has
 // it.
 func (st *stream) appendFrame(f *fanout.Frame, i int) {
 	p := st.pos[i]
+	if f.Lost {
+		// History the node was following is gone: the source goes on after
+		// f.ID. A client short of it missed something; so did every client
+		// when ids started over (f.ID before f.Prev: Redis lost its data). A
+		// client already at or past f.ID in the same history missed nothing.
+		if p.Less(f.ID) || f.ID.Less(f.Prev) {
+			st.pos[i] = f.ID
+			st.appendLost([]int{i}, "trimmed")
+		}
+		return
+	}
 	if !p.Less(f.ID) {
 		return
 	}
-	if f.Lost {
-		st.pos[i] = f.ID
-		st.appendLost([]int{i}, "trimmed")
-		return
-	}
-	if f.Prev != p {
+	if st.sub.wants[i].Patterns == nil && f.Prev != p {
 		// The hub delivers each topic gap-free, so this is a bug; say so
-		// in-band rather than skip events silently.
-		st.logger().Error().Str("topic", st.topics[i]).Stringer("have", p).Stringer("prev", f.Prev).
+		// in-band rather than skip events silently. (A feed's stream gets
+		// only the events its patterns match: its gaps are expected.)
+		st.logger().Error().Str("topic", f.Topic).Stringer("have", p).Stringer("prev", f.Prev).
 			Stringer("id", f.ID).Msg("event does not follow the stream's position")
 		st.pos[i] = f.Prev
 		st.appendLost([]int{i}, "gap")
@@ -293,10 +300,10 @@ func (st *stream) appendFrame(f *fanout.Frame, i int) {
 		st.liveMs = f.ID.Ms
 	}
 	if len(st.pos) == 1 {
-		st.buf = append(st.buf, f.Bytes()...)
+		st.buf = append(st.buf, f.Bytes(st.sub.named)...)
 	} else {
 		st.buf = st.appendID(st.buf)
-		st.buf = append(st.buf, f.Body()...)
+		st.buf = append(st.buf, f.Body(st.sub.named)...)
 	}
 	st.events++
 }

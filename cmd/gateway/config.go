@@ -77,14 +77,16 @@ func (r redisFlags) config() pubsub.RedisConfig {
 // historyFlags are the retention settings every publisher must share, so
 // they are flags of both `gateway` and `gateway publish`.
 type historyFlags struct {
-	maxLen   int64
-	maxAge   time.Duration
-	maxEvent int
+	maxLen, feedMaxLen int64
+	maxAge             time.Duration
+	maxEvent           int
 }
 
 func (h *historyFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&h.maxLen, "history-max-len", pubsub.DefaultMaxLen,
 		"events kept per topic for replay (approximate; 0 keeps all) [GATEWAY_HISTORY_MAX_LEN]")
+	fs.Int64Var(&h.feedMaxLen, "feed-max-len", pubsub.DefaultFeedMaxLen,
+		"events kept per feed (all topics under one first path segment, which pattern subscriptions resume from; approximate; 0 keeps all) [GATEWAY_FEED_MAX_LEN]")
 	fs.DurationVar(&h.maxAge, "history-max-age", pubsub.DefaultMaxAge,
 		"how long events are kept for replay; a topic's history expires after this long without events (0 keeps all) [GATEWAY_HISTORY_MAX_AGE]")
 	fs.IntVar(&h.maxEvent, "max-event-bytes", pubsub.DefaultMaxDataBytes,
@@ -92,10 +94,14 @@ func (h *historyFlags) register(fs *flag.FlagSet) {
 }
 
 func (h historyFlags) publisher(keys contract.Keys, maxTopicLen int) pubsub.PublisherConfig {
-	cfg := pubsub.PublisherConfig{Keys: keys, MaxLen: h.maxLen, MaxAge: h.maxAge, MaxDataBytes: h.maxEvent, MaxTopicLen: maxTopicLen}
+	cfg := pubsub.PublisherConfig{Keys: keys, MaxLen: h.maxLen, FeedMaxLen: h.feedMaxLen, MaxAge: h.maxAge,
+		MaxDataBytes: h.maxEvent, MaxTopicLen: maxTopicLen}
 	// In the flags 0 means "keep all"; in PublisherConfig that is -1.
 	if h.maxLen == 0 {
 		cfg.MaxLen = -1
+	}
+	if h.feedMaxLen == 0 {
+		cfg.FeedMaxLen = -1
 	}
 	if h.maxAge == 0 {
 		cfg.MaxAge = -1
@@ -107,6 +113,8 @@ func (h historyFlags) validate() error {
 	switch {
 	case h.maxLen < 0:
 		return errors.New("--history-max-len must not be negative")
+	case h.feedMaxLen < 0:
+		return errors.New("--feed-max-len must not be negative")
 	case h.maxAge < 0:
 		return errors.New("--history-max-age must not be negative")
 	case h.maxAge > 0 && h.maxAge < time.Millisecond:
