@@ -8,9 +8,9 @@
 // [ParseSelector] compiles a selector: "*", an exact topic, or an RFC 6570
 // URI template, matched as Mercure matches it (the same template library,
 // github.com/yosida95/uritemplate/v3, and the same rules; see [Selector]).
-// A [Matcher] indexes the [Filter]s of a node's subscribers (their topic
-// selectors and the selectors of their mercure.subscribe claim) and says
-// which of them an update reaches, evaluating each distinct selector once
+// A [Matcher] indexes the filters of a node's subscribers ([Filter]: their
+// topic selectors and the selectors of their mercure.subscribe claim) and
+// says which of them an update reaches, evaluating each distinct selector once
 // per update. A [SelectorCache] keeps compiled selectors for the
 // authorization checks.
 //
@@ -20,7 +20,8 @@
 // [Update.Validate] applies the checks that follow authorization.
 // [Update.Encode] and [DecodeUpdate] carry an update, losslessly, as one
 // string (one stream entry field, one pub/sub envelope), and
-// [Update.AppendEvent] writes it as Mercure writes an event.
+// [Update.AppendEvent] writes it as Mercure writes an event. [LastEventID]
+// reads where a subscriber resumes.
 //
 // # Authorization
 //
@@ -40,7 +41,7 @@
 // subscribers in Redis, with leases, so any node answers for all of them and
 // a dead node's subscribers expire.
 //
-// Errors about a request's content are [*RequestError]s carrying the HTTP
-// status the protocol answers with: that status is part of the protocol this
+// Errors about a request's content are of type [*RequestError], carrying the
+// HTTP status the protocol answers with: that status is part of the protocol this
 // package describes.
 package mercure
