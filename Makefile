@@ -1,4 +1,5 @@
-# The SSE gateway. `make run` starts a node; `make test` runs every test.
+# The SSE gateway. `make run` starts a node; `make test` runs every test; `make image` builds the
+# container image and `make dist` the release binaries.
 GO      ?= go
 GOFLAGS ?=
 TESTFLAGS ?= -race -count=1 -timeout 15m
