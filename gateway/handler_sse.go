@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/fanout"
+	"github.com/ssegateway/ssegateway/mercure"
 )
 
 // handleEvents serves GET /events?topic=A&topic=B&topic=C/*: one SSE stream
@@ -38,11 +40,19 @@ func (s *Server) handleEvents(c echo.Context) error {
 	if cursor == "" {
 		cursor = query.Get("lastEventId")
 	}
-	w := c.Response()
-	h := w.Header()
+	h := c.Response().Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	return s.serveStream(c, sub, cursor, expires)
+}
+
+// serveStream runs a stream of sub, resumed from cursor, until its client
+// leaves or the node ends it; expires, if set, ends it then. The response
+// headers are set.
+func (s *Server) serveStream(c echo.Context, sub *subscription, cursor string, expires time.Time) error {
+	req := c.Request()
+	w := c.Response()
 	st := &stream{
 		d:       s.streamDeps,
 		box:     fanout.NewOutbox(sub.wants, sub.form(), s.cfg.MaxQueueBytes),
@@ -53,6 +63,10 @@ func (s *Server) handleEvents(c echo.Context) error {
 		expires: expires,
 		client:  c.RealIP(),
 	}
+	if sub.mercure != nil && sub.mercure.subscriber != nil {
+		ms := sub.mercure.subscriber
+		st.ended = func() { s.announce(req.Context(), ms, false) }
+	}
 	// An HTTP/1.x stream is taken over from net/http. Its setup (replay
 	// included) runs on the handler's goroutine; then the live part runs on
 	// a goroutine of its own, with a small stack, and the handler returns,
@@ -60,11 +74,35 @@ func (s *Server) handleEvents(c echo.Context) error {
 	// idle stream costs that goroutine, a small reader goroutine and its
 	// state. Counted before the takeover, while Shutdown still waits for
 	// this request, so Serve's wait for detached streams cannot miss it.
+	//
+	// Before any of that, the stream registers with the node and joins its
+	// sources, and the response headers wait (briefly) for the sources'
+	// positions: a client told the stream is open (EventSource's open
+	// event fires on the headers) must get every event published after
+	// that, even with no cursor to resume from.
+	ok, why := s.register(st)
+	if ok {
+		st.unregister = func() { s.unregister(st) }
+		st.join()
+		st.awaitReady(req.Context(), readyBeforeHeaders)
+	}
+	start := func(ctx context.Context) (closeReason, bool) {
+		if !ok {
+			if why == closeLimit {
+				s.m.limited.WithLabelValues(limitConnections).Inc()
+			}
+			// Draining or full: a 200 that ends at once with a retry hint
+			// sends the client to another node; an error status would stop
+			// it for good.
+			return st.bye(why), false
+		}
+		return st.setup(ctx, cursor)
+	}
 	s.detached.Add(1)
 	if out, ctx, stop, ok := takeOver(req.Context(), w, req, s.cfg.SendBuffer); ok {
 		st.sink, st.abort = out, stop
 		st.begin(cursor, req.Proto)
-		if r, ok := s.start(ctx, st, cursor); !ok {
+		if r, ok := start(ctx); !ok {
 			st.end(r)
 			stop()
 			s.detached.Done()
@@ -81,7 +119,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	w.WriteHeader(http.StatusOK)
 	st.sink = responseSink{w: w, rc: http.NewResponseController(w)}
 	st.begin(cursor, req.Proto)
-	r, ok := s.start(req.Context(), st, cursor)
+	r, ok := start(req.Context())
 	if ok {
 		r = st.live(req.Context())
 	}
@@ -89,20 +127,10 @@ func (s *Server) handleEvents(c echo.Context) error {
 	return nil
 }
 
-// start registers the stream with the node and sets it up. It reports
-// false, with the reason, if the stream must end: the node is draining or
-// full (a 200 that ends at once with a retry hint sends the client to
-// another node; an error status would stop it for good), or setup failed.
-func (s *Server) start(ctx context.Context, st *stream, cursor string) (closeReason, bool) {
-	if ok, why := s.register(st); !ok {
-		if why == closeLimit {
-			s.m.limited.WithLabelValues(limitConnections).Inc()
-		}
-		return st.bye(why), false
-	}
-	st.unregister = func() { s.unregister(st) }
-	return st.setup(ctx, cursor)
-}
+// readyBeforeHeaders bounds how long a stream's response headers wait for
+// its sources' positions; past it (Redis slow or down) they go out, and the
+// stream waits on with heartbeats.
+const readyBeforeHeaders = 2 * time.Second
 
 // subscription is what a stream asked for, checked and arranged for the
 // fan-out: topics are followed as themselves; patterns follow their feed
@@ -114,6 +142,22 @@ type subscription struct {
 	wants []fanout.Want // one per source, sorted by source
 	names [][]string    // per want, the items it serves: for history-lost
 	named bool          // some item is a pattern: events carry their topic
+	// mercure is set on a stream of the Mercure endpoint: one want, the
+	// hub's feed, and ids that are the publishers' (see mercure.go).
+	mercure *mercureStream
+}
+
+// accepts reports whether want i takes ev, read from its history: every
+// event of a topic, the events of a feed its filter picks.
+func (sub *subscription) accepts(i int, ev *fanout.Event) bool {
+	switch f := sub.wants[i].Filter.(type) {
+	case []auth.Pattern:
+		return auth.Patterns(f).Allows(ev.Topic)
+	case mercure.Filter:
+		u := mercureUpdate(ev)
+		return u != nil && f.Matches(sub.mercure.cache, u.Topics, u.Private)
+	}
+	return true
 }
 
 // sources returns the wants' sources.
@@ -126,8 +170,11 @@ func (sub *subscription) sources() []string {
 }
 
 // form is how the stream writes events: with their topic when it has a
-// pattern.
+// pattern; as Mercure does on the Mercure endpoint.
 func (sub *subscription) form() fanout.Form {
+	if sub.mercure != nil {
+		return mercureForm{}
+	}
 	if sub.named {
 		return fanout.NamedForm{}
 	}

@@ -26,6 +26,7 @@ type metrics struct {
 	historyLost      prometheus.Counter
 	pubsubReconnects prometheus.Counter
 	published        *prometheus.CounterVec
+	mercurePublished *prometheus.CounterVec
 	authRefused      *prometheus.CounterVec
 	limited          *prometheus.CounterVec
 	heartbeats       prometheus.Counter
@@ -71,6 +72,8 @@ func newMetrics(version string) *metrics {
 			Help: "Times the node's Redis pub/sub connection was lost."}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "publish_total",
 			Help: "POST /publish requests, by result."}, []string{"result"}),
+		mercurePublished: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "mercure_publish_total",
+			Help: "POST /.well-known/mercure requests, by result."}, []string{"result"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "limit_refusals_total",
 			Help: "Requests refused by a configured limit, by limit."}, []string{"limit"}),
 		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refused_total",
@@ -94,7 +97,7 @@ func newMetrics(version string) *metrics {
 	}
 	m.reg.MustRegister(m.heartbeats, m.replays, m.replayDuration, m.publishDuration, m.deliveryLatency, buildInfo(version))
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes, m.writes,
-		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused, m.limited,
+		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.mercurePublished, m.authRefused, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for r := closeClient; r <= closeLimit; r++ {
 		m.closed.WithLabelValues(r.String())
@@ -110,6 +113,9 @@ func newMetrics(version string) *metrics {
 	}
 	for _, r := range []string{"ok", "invalid", "error", "rate_limited"} {
 		m.published.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "invalid", "unauthorized", "forbidden", "error"} {
+		m.mercurePublished.WithLabelValues(r)
 	}
 	for _, l := range []string{limitTopics, limitTopicLength, limitPublishBody, limitEventSize, limitConnections, limitPublishRate} {
 		m.limited.WithLabelValues(l)

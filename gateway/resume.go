@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/fanout"
 	"github.com/ssegateway/ssegateway/replay"
@@ -46,7 +45,11 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*fanout.Source
 // retained event, so nothing that survived is skipped.
 func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source) (r closeReason, ok bool, result string) {
 	d := st.d
-	starts := decodeCursor(cursor, st.tags)
+	starts, err := st.starts(ctx, cursor)
+	if err != nil {
+		st.logger().Warn().Err(err).Msg("resume: placing the cursor failed")
+		return st.bye(closeRedis), false, result
+	}
 	n := len(ts)
 	upTo := make([]contract.ID, n)
 	st.pos = make([]contract.ID, n)
@@ -63,6 +66,18 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 		case sp.kind == startLive:
 		case sp.kind == startInvalid:
 			lost["invalid-cursor"] = append(lost["invalid-cursor"], i)
+		case sp.kind == startEarliest:
+			// All that is retained; a trimmed beginning is not a loss here.
+			entries, err := d.reads.after(ctx, source, contract.ID{}, upTo[i], d.batch)
+			switch {
+			case err != nil && !errors.Is(err, replay.ErrHistoryLost):
+				st.logger().Warn().Err(err).Msg("resume: reading history failed")
+				return st.bye(closeRedis), false, result
+			case len(entries) > 0:
+				st.pos[i] = entries[0].Prev
+				replaying = append(replaying, i)
+				pages[i] = entries
+			}
 		case sp.id == upTo[i]:
 		case upTo[i].Less(sp.id):
 			// The client saw more than this node has delivered yet (it came
@@ -172,26 +187,38 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 }
 
 // appendEvent moves want i's position to a history entry and appends the
-// entry, unless the want's patterns pass it over. It reports whether it
-// appended it.
+// entry, unless the want passes it over. It reports whether it appended
+// it.
 func (st *stream) appendEvent(i int, e replay.Entry) bool {
 	st.pos[i] = e.ID
-	w := st.sub.wants[i]
-	topic := e.Topic
-	if topic == "" {
-		topic = w.Source
+	ev := &fanout.Event{ID: e.ID, Prev: e.Prev, Topic: e.Topic, Type: e.Type, Data: e.Data}
+	if ev.Topic == "" {
+		ev.Topic = st.sub.wants[i].Source
 	}
-	if ps, ok := w.Filter.([]auth.Pattern); ok && !auth.Patterns(ps).Allows(topic) {
+	if !st.sub.accepts(i, ev) {
 		return false
 	}
-	st.buf = st.appendID(st.buf)
-	if st.sub.named {
-		st.buf = fanout.AppendNamedBody(st.buf, e.Type, topic, e.Data)
-	} else {
-		st.buf = fanout.AppendBody(st.buf, e.Type, e.Data)
-	}
+	st.appendWire(ev)
 	st.events++
 	return true
+}
+
+// appendWire appends an event in the stream's form: whole, its own id
+// line included, when the stream has one want (a single topic's cursor is
+// the event id; other front doors write their own ids); after the stream's
+// cursor otherwise.
+func (st *stream) appendWire(ev *fanout.Event) {
+	form := st.box.Form()
+	if len(st.pos) == 1 {
+		st.buf = form.AppendEvent(st.buf, ev)
+		return
+	}
+	st.buf = st.appendID(st.buf)
+	if _, named := form.(fanout.NamedForm); named {
+		st.buf = fanout.AppendNamedBody(st.buf, ev.Type, ev.Topic, ev.Data)
+	} else {
+		st.buf = fanout.AppendBody(st.buf, ev.Type, ev.Data)
+	}
 }
 
 // historyLost is the data of a history-lost event.
@@ -233,16 +260,27 @@ type readGroup struct {
 }
 
 type readKey struct {
-	contains     bool // Store.Contains(topic, after) rather than Store.After
+	op           readOp
 	topic        string
 	after, until contract.ID
 	count        int64
+	key          string // a lookup's
 }
+
+// readOp is the Store method a read calls.
+type readOp uint8
+
+const (
+	opAfter readOp = iota
+	opContains
+	opLookup
+)
 
 type readCall struct {
 	done    chan struct{}
 	entries []replay.Entry // shared: read only
-	found   bool           // Contains' answer
+	found   bool           // Contains' and Lookup's answer
+	id      contract.ID    // Lookup's
 	err     error
 }
 
@@ -268,11 +306,21 @@ func (g *readGroup) after(ctx context.Context, topic string, after, until contra
 // contains is replay.Store.Contains, shared and bounded like after: a
 // storm of clients coming from a node further along asks it too.
 func (g *readGroup) contains(ctx context.Context, topic string, id contract.ID) (bool, error) {
-	c, err := g.read(ctx, readKey{contains: true, topic: topic, after: id})
+	c, err := g.read(ctx, readKey{op: opContains, topic: topic, after: id})
 	if err != nil {
 		return false, err
 	}
 	return c.found, nil
+}
+
+// lookup is replay.Store.Lookup, shared and bounded like after: a Mercure
+// hub's subscribers reconnecting after a node died name the same ids.
+func (g *readGroup) lookup(ctx context.Context, feed, key string) (contract.ID, bool, error) {
+	c, err := g.read(ctx, readKey{op: opLookup, topic: feed, key: key})
+	if err != nil {
+		return contract.ID{}, false, err
+	}
+	return c.id, c.found, nil
 }
 
 // read makes the read k, or joins an identical one in flight, and waits
@@ -307,9 +355,12 @@ func (g *readGroup) do(k readKey, c *readCall) {
 	defer cancel()
 	select {
 	case g.sem <- struct{}{}:
-		if k.contains {
+		switch k.op {
+		case opContains:
 			c.found, c.err = g.hist.Contains(ctx, k.topic, k.after)
-		} else {
+		case opLookup:
+			c.id, c.found, c.err = g.hist.Lookup(ctx, k.topic, k.key)
+		default:
 			c.entries, c.err = g.hist.After(ctx, k.topic, k.after, k.until, k.count)
 		}
 		<-g.sem

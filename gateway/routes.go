@@ -8,6 +8,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ssegateway/ssegateway/mercure"
 )
 
 // routes is the node's whole HTTP surface.
@@ -36,6 +38,9 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/", s.handleDemo)
 	e.GET("/events", s.handleEvents)
 	e.POST("/publish", s.handlePublish)
+	if s.mercure != nil {
+		s.mercureRoutes(e)
+	}
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)
 	if !s.cfg.AdminOnlyMetrics {
@@ -45,6 +50,34 @@ func (s *Server) routes() *echo.Echo {
 }
 
 func (s *Server) metricsHandler() http.Handler { return s.metricsH }
+
+// mercureRoutes are the Mercure endpoint's: the hub (subscribe, publish)
+// and the subscriptions API, with CORS as Mercure's cors_origins.
+func (s *Server) mercureRoutes(e *echo.Echo) {
+	var mw []echo.MiddlewareFunc
+	if len(s.mercure.cfg.CORSOrigins) > 0 {
+		mw = append(mw, middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOriginFunc:  func(origin string) (bool, error) { return s.mercure.cors.Allows(origin), nil },
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodHead},
+			AllowHeaders:     []string{"Authorization", "Cache-Control", "Last-Event-ID"},
+			ExposeHeaders:    []string{"Last-Event-ID"},
+			AllowCredentials: true,
+			MaxAge:           600,
+		}))
+	}
+	g := e.Group(mercure.HubPath, mw...)
+	g.GET("", s.handleMercureSubscribe)
+	g.HEAD("", s.handleMercureSubscribe)
+	g.POST("", s.handleMercurePublish)
+	if s.mercure.cfg.Subscriptions {
+		g.GET("/subscriptions", s.handleMercureSubscriptions)
+		g.GET("/subscriptions/*", s.handleMercureSubscriptions)
+	}
+	if len(mw) > 0 {
+		g.OPTIONS("", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+		g.OPTIONS("/*", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+	}
+}
 
 // AdminHandler serves what operators need and the public must not reach:
 // /metrics, /healthz, /readyz and the pprof profiles under /debug/pprof/.

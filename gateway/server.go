@@ -104,6 +104,10 @@ type Config struct {
 	// evicted and catches up from Redis. 0 keeps the kernel's autotuning
 	// (up to several MB per connection).
 	SendBuffer int
+	// Mercure, when set, serves the Mercure protocol at /.well-known/mercure
+	// (see MercureConfig). Its keys count as authentication configured: a
+	// node with them and no other auth serves /events only to public topics.
+	Mercure *MercureConfig
 	// Version is the build the node reports in ssegateway_build_info
 	// {version}; "unknown" when empty. The gateway command passes its own
 	// (stamped at build time, else its module version or commit).
@@ -165,7 +169,7 @@ func (c *Config) validate() error {
 		return errors.New("limits must not be negative")
 	case c.MaxTopicLen > contract.MaxTopicLen:
 		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, contract.MaxTopicLen)
-	case !c.AllowAnonymous && c.Auth == nil:
+	case !c.AllowAnonymous && c.Auth == nil && c.Mercure == nil:
 		return errors.New("no authentication is configured; configure token verification or allow anonymous access explicitly (--insecure-no-auth)")
 	case c.CORSCredentials && slices.Contains(c.CORSOrigins, "*"):
 		return errors.New("CORS credentials cannot be allowed for every origin (*); list the origins")
@@ -201,15 +205,17 @@ type Deps struct {
 
 // Server is one gateway node. Build it with NewServer and run it with Serve.
 type Server struct {
-	cfg   Config
-	log   zerolog.Logger
-	pub   Publisher
-	sub   Subscriber
-	hist  replay.Store
-	ping  func(ctx context.Context) error
-	hub   *fanout.Hub
-	reads *readGroup
-	m     *metrics
+	cfg  Config
+	log  zerolog.Logger
+	pub  Publisher
+	sub  Subscriber
+	hist replay.Store
+	ping func(ctx context.Context) error
+	hub  *fanout.Hub
+	// mercure is the Mercure endpoint's state; nil when it is off.
+	mercure *mercureHub
+	reads   *readGroup
+	m       *metrics
 	// streamDeps is what the node lends its streams.
 	streamDeps *streamDeps
 
@@ -239,8 +245,15 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 		m:       newMetrics(cfg.Version),
 		streams: make(map[*stream]struct{}),
 	}
+	if cfg.Mercure != nil {
+		var err error
+		if s.mercure, err = newMercureHub(*cfg.Mercure, d.Publisher, cfg.MaxPublishBytes); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	s.hub = fanout.New(fanout.Config{
-		Grace: cfg.UnsubscribeGrace, Check: max(cfg.PositionCheck, 0), Batch: cfg.ReplayBatch,
+		NewIndex: s.newIndex,
+		Grace:    cfg.UnsubscribeGrace, Check: max(cfg.PositionCheck, 0), Batch: cfg.ReplayBatch,
 		Logger: d.Logger.With().Str("component", "hub").Logger(),
 		Counters: fanout.Counters{Received: s.m.received, Repaired: s.m.repaired, HistoryLost: s.m.historyLost,
 			Stalls: s.m.stalls, Disconnects: s.m.pubsubReconnects, Sources: s.m.topics},
@@ -288,6 +301,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	wg.Go(func() { s.hub.Run(bg) })
+	if s.mercure != nil && s.mercure.cfg.Subscriptions {
+		wg.Go(func() {
+			if err := s.mercure.cfg.Registry.Run(bg); err != nil && bg.Err() == nil {
+				s.log.Error().Err(err).Msg("mercure subscriptions registry stopped")
+			}
+		})
+	}
 	if s.batch != nil {
 		s.batch.run(bg, &wg)
 	}
@@ -344,6 +364,15 @@ func (s *Server) httpServer() *http.Server {
 	}
 	hs.Protocols = &p
 	return hs
+}
+
+// newIndex gives the Mercure hub's feed its matcher; other feeds get the
+// pattern index.
+func (s *Server) newIndex(source string) fanout.Index {
+	if source == mercureFeed && s.mercure != nil {
+		return newMercureIndex(s.mercure.cache)
+	}
+	return nil
 }
 
 // publish publishes m, batched with other requests' events when the

@@ -96,6 +96,7 @@ type stream struct {
 	hb                    *time.Ticker
 	timers                []*time.Timer
 	unregister            func() // takes the stream off the node's list; nil until registered
+	ended                 func() // run once the stream has ended; nil for none
 	sentEvents, sentBytes int64  // over the stream's life, for its close log line
 
 	stop    chan closeReason // the node asks the stream to end (drain)
@@ -127,6 +128,9 @@ func (st *stream) end(reason closeReason) {
 	st.d.m.closed.WithLabelValues(reason.String()).Inc()
 	st.logger().Info().Stringer("reason", reason).Dur("duration", time.Since(st.started)).
 		Int64("events", st.sentEvents).Int64("bytes", st.sentBytes).Msg("stream closed")
+	if st.ended != nil {
+		st.ended()
+	}
 	close(st.done)
 }
 
@@ -161,11 +165,13 @@ func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) 
 		return closeWrite, false
 	}
 
-	// Order matters: join first, so every event delivered from now on is
-	// queued for this stream; then learn each topic's position, replay up to
-	// it, and only then write what was queued, skipping what the replay
-	// already sent.
-	st.ts = d.hub.Join(st.box)
+	// Order matters: join first (serveStream did), so every event
+	// delivered from now on is queued for this stream; then learn each
+	// topic's position, replay up to it, and only then write what was
+	// queued, skipping what the replay already sent.
+	if st.ts == nil {
+		st.join()
+	}
 	st.hb = time.NewTicker(d.heartbeat)
 	for _, t := range st.ts {
 	wait:
@@ -185,6 +191,25 @@ func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) 
 		}
 	}
 	return st.resume(ctx, cursor, st.ts)
+}
+
+// join adds the stream to its sources.
+func (st *stream) join() { st.ts = st.d.hub.Join(st.box) }
+
+// awaitReady waits until the positions of the stream's sources are known,
+// for at most d, or until ctx ends.
+func (st *stream) awaitReady(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, src := range st.ts {
+		select {
+		case <-src.Ready():
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // live writes what the hub queues, and heartbeats, until the stream ends.
@@ -264,8 +289,20 @@ func (st *stream) writeFailed() closeReason {
 // appendID appends "id: <cursor>\n" for the current positions.
 func (st *stream) appendID(b []byte) []byte {
 	b = append(b, "id: "...)
-	b = appendCursor(b, st.tags, st.pos)
+	if st.sub.mercure != nil {
+		b = appendMercureCursor(b, st.pos[0])
+	} else {
+		b = appendCursor(b, st.tags, st.pos)
+	}
 	return append(b, '\n')
+}
+
+// starts places each want of the stream from the cursor the client sent.
+func (st *stream) starts(ctx context.Context, cursor string) ([]start, error) {
+	if st.sub.mercure != nil {
+		return st.sub.mercure.starts(ctx, st.d.reads, cursor)
+	}
+	return decodeCursor(cursor, st.tags), nil
 }
 
 // appendFrame appends a live frame of want i unless the client already has

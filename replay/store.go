@@ -44,6 +44,9 @@ type Store interface {
 	// Lookup returns the id a feed's lookup record holds for key (see
 	// contract.Keys.Lookup), and whether there is one.
 	Lookup(ctx context.Context, feed, key string) (contract.ID, bool, error)
+	// Newest returns the newest entry the source's history holds, and
+	// whether it holds any.
+	Newest(ctx context.Context, source string) (Entry, bool, error)
 }
 
 // Keys names a source's stream, its last-id record and a feed's lookup
@@ -160,6 +163,22 @@ func (s *RedisStore) Lasts(ctx context.Context, topics []string) ([]contract.ID,
 		}
 	}
 	return out, nil
+}
+
+// Newest implements [Store].
+func (s *RedisStore) Newest(ctx context.Context, source string) (Entry, bool, error) {
+	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.Stream(source), "+", "-", 1).Result()
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("replay: newest entry of %q: %w", source, err)
+	}
+	if len(msgs) == 0 {
+		return Entry{}, false, nil
+	}
+	e, err := entry(msgs[0])
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("replay: newest entry of %q: %w", source, err)
+	}
+	return e, true, nil
 }
 
 // Lookup implements [Store].

@@ -28,6 +28,7 @@ type serveConfig struct {
 	history             historyFlags
 	node                gateway.Config
 	auth                authFlags
+	mercure             mercureFlags
 }
 
 // authFlags configure token verification and where tokens come from.
@@ -189,11 +190,13 @@ Flags:
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key file for --tls-cert; reloaded with it [GATEWAY_TLS_KEY]")
 	fs.BoolVar(&n.H2C, "h2c", false, "also accept unencrypted HTTP/2 (prior knowledge), for load balancers that speak it to backends [GATEWAY_H2C]")
 	fs.IntVar(&n.MaxStreamsPerConnection, "http2-max-streams", 250, "concurrent HTTP/2 streams per client connection [GATEWAY_HTTP2_MAX_STREAMS]")
+	c.mercure.register(fs)
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error [GATEWAY_LOG_LEVEL]")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal) [GATEWAY_LOG_FORMAT]")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return nil, err
 	}
+	c.mercure.fromMercureEnv(fs, getenv)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gateway: unexpected argument %q (see gateway -h)\n", fs.Arg(0))
 		return nil, errUsage

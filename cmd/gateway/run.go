@@ -18,6 +18,7 @@ import (
 
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway"
+	"github.com/ssegateway/ssegateway/mercure"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
@@ -113,7 +114,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		sub = pubsub.NewSubscriber(rdb, scfg)
 	}
 	pub := pubsub.NewPublisher(rdb, pcfg)
-	srv, err := gateway.NewServer(cfg.node, gateway.Deps{
+	var srv *gateway.Server
+	if cfg.mercure.configured() {
+		mlog := logger.With().Str("component", "mercure").Logger()
+		cfg.node.Mercure, err = cfg.mercure.config(ctx, rdb, keys.Prefix(), mlog,
+			func(regs []mercure.RegisteredSubscriber) { srv.ExpireMercureSubscribers(regs) })
+		if err != nil {
+			return err
+		}
+		cfg.node.Mercure.MaxDataBytes = cfg.history.maxEvent
+	}
+	srv, err = gateway.NewServer(cfg.node, gateway.Deps{
 		Publisher:  pub,
 		Subscriber: sub,
 		History:    replay.NewRedisStore(rdb, keys),

@@ -56,6 +56,17 @@ func (m *Store) Lookup(context.Context, string, string) (contract.ID, bool, erro
 	return contract.ID{}, false, nil
 }
 
+// Newest implements replay.Store.
+func (m *Store) Newest(_ context.Context, source string) (replay.Entry, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	es := m.entries[source]
+	if len(es) == 0 {
+		return replay.Entry{}, false, nil
+	}
+	return es[len(es)-1], true, nil
+}
+
 // Reset forgets everything, as a Redis that lost its data.
 func (m *Store) Reset() {
 	m.mu.Lock()
