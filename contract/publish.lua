@@ -16,6 +16,9 @@
 -- ARGV[6]  the idempotency record's lifetime in milliseconds (with KEYS[4])
 -- ARGV[7]  the topic's name (with KEYS[5..7])
 -- ARGV[8]  feed entries to keep (MAXLEN ~); 0 keeps all (with KEYS[5..7])
+-- ARGV[9]  optional: an id to give the event if it lies above the topic's
+--          and the feed's last ids (the contract v1 bridge keeps a v1
+--          event's id, so cursors stay valid across the two)
 --
 -- A topic's keys carry its first path segment as their hash tag ({orders}
 -- for orders/42; the whole name for a topic without "/"), so the topic, its
@@ -103,7 +106,11 @@ if fstream then
   if fms > bms or (fms == bms and fseq > bseq) then bms, bseq = fms, fseq end
 end
 local id
-if now > bms then
+local wms, wseq = nil, nil
+if ARGV[9] and ARGV[9] ~= '' then wms, wseq = parse(ARGV[9]) end
+if wms and (wms > bms or (wms == bms and wseq > bseq)) then
+  id = string.format('%.0f-%.0f', wms, wseq)
+elseif now > bms then
   id = string.format('%.0f-0', now)
 else
   id = string.format('%.0f-%.0f', bms, bseq + 1)

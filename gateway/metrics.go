@@ -27,6 +27,7 @@ type metrics struct {
 	pubsubReconnects prometheus.Counter
 	published        *prometheus.CounterVec
 	mercurePublished *prometheus.CounterVec
+	bridgedV1        prometheus.Counter
 	authRefused      *prometheus.CounterVec
 	limited          *prometheus.CounterVec
 	heartbeats       prometheus.Counter
@@ -74,6 +75,8 @@ func newMetrics(version string) *metrics {
 			Help: "POST /publish requests, by result."}, []string{"result"}),
 		mercurePublished: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "mercure_publish_total",
 			Help: "POST /.well-known/mercure requests, by result."}, []string{"result"}),
+		bridgedV1: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "contract_v1_events_bridged_total",
+			Help: "Events of topics with / published with the version 1 contract that this node republished through version 2."}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "limit_refusals_total",
 			Help: "Requests refused by a configured limit, by limit."}, []string{"limit"}),
 		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refused_total",
@@ -97,7 +100,7 @@ func newMetrics(version string) *metrics {
 	}
 	m.reg.MustRegister(m.heartbeats, m.replays, m.replayDuration, m.publishDuration, m.deliveryLatency, buildInfo(version))
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes, m.writes,
-		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.mercurePublished, m.authRefused, m.limited,
+		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.mercurePublished, m.bridgedV1, m.authRefused, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for r := closeClient; r <= closeLimit; r++ {
 		m.closed.WithLabelValues(r.String())

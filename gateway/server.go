@@ -201,6 +201,11 @@ type Deps struct {
 	// Ping checks that Redis answers; /readyz uses it.
 	Ping   func(ctx context.Context) error
 	Logger zerolog.Logger
+	// Bridge, if set, runs beside the node while it serves: the contract v1
+	// bridge (pubsub.Bridge). Give it Server.BridgedV1 as OnBridged.
+	Bridge interface {
+		Run(ctx context.Context) error
+	}
 }
 
 // Server is one gateway node. Build it with NewServer and run it with Serve.
@@ -211,7 +216,11 @@ type Server struct {
 	sub  Subscriber
 	hist replay.Store
 	ping func(ctx context.Context) error
-	hub  *fanout.Hub
+	// bridge is Deps.Bridge.
+	bridge interface {
+		Run(ctx context.Context) error
+	}
+	hub *fanout.Hub
 	// mercure is the Mercure endpoint's state; nil when it is off.
 	mercure *mercureHub
 	reads   *readGroup
@@ -241,7 +250,7 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 		return nil, errors.New("gateway: Publisher, Subscriber, History and Ping are all required")
 	}
 	s := &Server{
-		cfg: cfg, log: d.Logger, pub: d.Publisher, sub: d.Subscriber, hist: d.History, ping: d.Ping,
+		cfg: cfg, log: d.Logger, pub: d.Publisher, sub: d.Subscriber, hist: d.History, ping: d.Ping, bridge: d.Bridge,
 		m:       newMetrics(cfg.Version),
 		streams: make(map[*stream]struct{}),
 	}
@@ -301,6 +310,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	wg.Go(func() { s.hub.Run(bg) })
+	if s.bridge != nil {
+		wg.Go(func() {
+			if err := s.bridge.Run(bg); err != nil {
+				s.log.Error().Err(err).Msg("contract v1 bridge stopped")
+			}
+		})
+	}
 	if s.mercure != nil && s.mercure.cfg.Subscriptions {
 		wg.Go(func() {
 			if err := s.mercure.cfg.Registry.Run(bg); err != nil && bg.Err() == nil {
@@ -364,6 +380,13 @@ func (s *Server) httpServer() *http.Server {
 	}
 	hs.Protocols = &p
 	return hs
+}
+
+// BridgedV1 counts events the contract v1 bridge republished for topic.
+func (s *Server) BridgedV1(_ string, n int) {
+	if s != nil {
+		s.m.bridgedV1.Add(float64(n))
+	}
 }
 
 // newIndex gives the Mercure hub's feed its matcher; other feeds get the

@@ -146,6 +146,22 @@ func (p *Publisher) scriptArgs(m Message) ([]string, []any) {
 	return keys, args
 }
 
+// publishKeeping publishes m (a topic with "/") giving it id when that lies
+// above the topic's and the feed's last ids: the contract v1 bridge keeps a
+// v1 event's id.
+func (p *Publisher) publishKeeping(ctx context.Context, m Message, id string) (string, error) {
+	keys, args := p.scriptArgs(m)
+	if len(args) < 8 {
+		return "", fmt.Errorf("pubsub: bridge %q: not a topic of a feed: %w", m.Topic, contract.ErrInvalid)
+	}
+	got, err := p.script.Run(ctx, p.rdb, keys, append(args, id)...).Text()
+	if err != nil {
+		p.failed(ctx, err)
+		return "", fmt.Errorf("pubsub: publish to %q: %w", m.Topic, err)
+	}
+	return got, nil
+}
+
 // failed reacts to a publish that failed with err. A cluster client keeps
 // routing a slot to its old primary until its slot map is reloaded (every
 // minute by default): after a failover, a network error (not a reply) is

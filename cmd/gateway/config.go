@@ -29,6 +29,7 @@ type serveConfig struct {
 	node                gateway.Config
 	auth                authFlags
 	mercure             mercureFlags
+	bridgeV1            bool
 }
 
 // authFlags configure token verification and where tokens come from.
@@ -191,6 +192,8 @@ Flags:
 	fs.BoolVar(&n.H2C, "h2c", false, "also accept unencrypted HTTP/2 (prior knowledge), for load balancers that speak it to backends [GATEWAY_H2C]")
 	fs.IntVar(&n.MaxStreamsPerConnection, "http2-max-streams", 250, "concurrent HTTP/2 streams per client connection [GATEWAY_HTTP2_MAX_STREAMS]")
 	c.mercure.register(fs)
+	fs.BoolVar(&c.bridgeV1, "bridge-contract-v1", true, "republish events that publishers of the version 1 contract write to topics with / "+
+		"(old scripts, old nodes in a rolling upgrade) through version 2, keeping their ids; one Redis and Sentinel only [GATEWAY_BRIDGE_CONTRACT_V1]")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error [GATEWAY_LOG_LEVEL]")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal) [GATEWAY_LOG_FORMAT]")
 	if err := parseFlags(fs, args, getenv); err != nil {

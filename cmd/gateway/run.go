@@ -124,7 +124,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		cfg.node.Mercure.MaxDataBytes = cfg.history.maxEvent
 	}
+	var bridge gateway.Deps
+	if cfg.bridgeV1 && topology != pubsub.Cluster {
+		bridge.Bridge = pubsub.NewBridge(rdb, pub, pubsub.BridgeConfig{Logger: logger.With().Str("component", "v1-bridge").Logger(),
+			OnBridged: func(topic string, n int) { srv.BridgedV1(topic, n) }})
+	}
 	srv, err = gateway.NewServer(cfg.node, gateway.Deps{
+		Bridge:     bridge.Bridge,
 		Publisher:  pub,
 		Subscriber: sub,
 		History:    replay.NewRedisStore(rdb, keys),

@@ -27,6 +27,7 @@ import (
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -925,4 +926,74 @@ func TestRun_keyInjection(t *testing.T) {
 	if len(keys) == 0 || len(channels) == 0 {
 		t.Fatalf("the test touched no keys (%v) or channels (%v)", keys, channels)
 	}
+}
+
+// TestRun_contractV1Publisher: a service still on the version 1 script
+// publishes to a topic with "/"; the node bridges it, and its clients — of
+// the topic and of a pattern over it — get each event once, with the id it
+// was published with.
+func TestRun_contractV1Publisher(t *testing.T) {
+	v1, err := os.ReadFile("../../pubsub/testdata/publish_v1.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := redistest.Start(t)
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"})
+	rdb := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events := make(chan sseclient.Event, 100)
+	opened := make(chan struct{})
+	go func() {
+		_, _ = readUntil(ctx, eventsURL(n.url, "orders/*", "orders/42"), "", func(ev sseclient.Event) { events <- ev },
+			func() bool { return false }, opened)
+	}()
+	<-opened
+	testutil.WaitFor(t, "the bridge's pattern subscription", func() bool { return strings.Contains(rdb.ClientList(ctx).Val(), "psub=1") })
+	var ids []string
+	for i := range 3 {
+		k := []string{"sse:{orders/42}:stream", "sse:{orders/42}:last", "sse:{orders/42}:events", fmt.Sprintf("sse:{orders/42}:idem:%d", i)}
+		id, err := rdb.Eval(ctx, string(v1), k, "", fmt.Sprintf("orders/42:%d", i), 10000, 86400000, "PUBLISH", 60000).Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	ta := &tally{next: map[string]int{}}
+	for i := range 3 {
+		select {
+		case ev := <-events:
+			ta.add(ta.unwrap(ev))
+			if len(ta.errs) > 0 {
+				t.Fatalf("event %d: %+v: %v", i, ev, ta.errs)
+			}
+		case <-ctx.Done():
+			t.Fatalf("got %d of 3 events published with contract v1", i)
+		}
+	}
+	// Each once: a fourth would be a duplicate.
+	publish(t, n.url, "orders/42", "orders/42:3")
+	if ev := ta.unwrap(<-events); ev.Data != "orders/42:3" {
+		t.Fatalf("after the bridged events: %+v", ev)
+	}
+	got, _ := rdb.XRange(ctx, "sse:{orders}/42:stream", "-", "+").Result()
+	for i, id := range ids {
+		if got[i].ID != id {
+			t.Errorf("event %d has id %s in version 2, want the version 1 id %s", i, got[i].ID, id)
+		}
+	}
+	if m := metricValue(scrape(t, n.url), "ssegateway_contract_v1_events_bridged_total"); m != 3 {
+		t.Errorf("bridged metric %v, want 3", m)
+	}
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }
