@@ -283,7 +283,7 @@ func runChaos(t *testing.T, kind string) {
 	runGoClient(ctx, t, &wg, tallies[0], base+"/events?"+query, 0)
 	runGoClient(ctx, t, &wg, tallies[1], base+"/events?"+query, 300*time.Microsecond)
 	runExternal(t, tallies[2], "eventsource-client.mjs", base+"/events?"+query)
-	runExternal(t, tallies[3], "browser-client.mjs", base+"/?"+query)
+	runExternal(t, tallies[3], "browser-client.mjs", base+"/?client=eventsource&"+query)
 	deadline := time.Now().Add(60 * time.Second)
 	for _, tl := range tallies {
 		for {

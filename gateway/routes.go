@@ -36,6 +36,7 @@ func (s *Server) routes() *echo.Echo {
 	}
 
 	e.GET("/", s.handleDemo)
+	e.GET("/client/*", s.handleClient)
 	e.GET("/events", s.handleEvents)
 	e.POST("/publish", s.handlePublish)
 	if s.mercure != nil {

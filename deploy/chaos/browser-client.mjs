@@ -1,5 +1,5 @@
 // A client the team did not write: headless Chromium's own EventSource,
-// opened by the gateway's demo page (/?topic=a&topic=b...).
+// opened by the gateway's demo page (/?client=eventsource&topic=a&topic=b...).
 //
 // Usage: node browser-client.mjs PAGE_URL
 // Prints one JSON line per open, event, history-lost and error of the
