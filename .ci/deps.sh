@@ -15,19 +15,29 @@ have npm || need+=(npm)
 have podman || need+=(podman)
 have runc || need+=(runc)
 
-# The chaos test's third-party clients: the eventsource package and
-# playwright-core (which drives Debian's chromium; it downloads no browser).
-chaos_clients() {
-  local dir
-  dir="$(dirname "$0")/../deploy/chaos"
-  if [ ! -d "$dir/node_modules/eventsource" ] || [ ! -d "$dir/node_modules/playwright-core" ]; then
-    echo "installing the chaos test's node packages (npm ci)" >&2
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+# Node packages of the tests, installed with `npm ci` from their committed
+# lock files where node_modules lacks them: the chaos test's third-party
+# clients (the eventsource package and playwright-core, which drives Debian's
+# chromium; it downloads no browser), and the browser client's development
+# dependencies (playwright-core for its browser tests, esbuild to measure it).
+node_packages() {
+  local root spec dir pkgs p
+  root="$(dirname "$0")/.."
+  for spec in "deploy/chaos:eventsource playwright-core" "clients/js:playwright-core esbuild"; do
+    dir="$root/${spec%%:*}"
+    pkgs="${spec#*:}"
+    for p in $pkgs; do
+      if [ ! -d "$dir/node_modules/$p" ]; then
+        echo "installing the node packages of ${spec%%:*} (npm ci)" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        break
+      fi
+    done
+  done
 }
 
 if [ ${#need[@]} -eq 0 ]; then
-  chaos_clients
+  node_packages
   exit 0
 fi
 
@@ -46,4 +56,4 @@ $sudo apt-get update -qq
 # The packages' own services are not used: the tests start their own
 # servers on free ports.
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-chaos_clients
+node_packages
