@@ -371,7 +371,7 @@ func startGateway(t *testing.T) *node {
 	port := redistest.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--redis-url", rs.URL(),
-		"--jwt-secret", jwtSecret, "--public-topics", "pub/**", "--token-query-param", "token",
+		"--jwt-secret", jwtSecret, "--public-topics", "pub/**,shop/**", "--token-query-param", "token",
 		"--retry", "100ms", "--log-format", "json", "--log-level", "warn")
 	logf, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
 	if err != nil {
@@ -489,6 +489,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("history-lost reaches the listener", func(t *testing.T) { testHistoryLost(t, n, b) })
 	t.Run("tokens refreshed before expiry keep the stream exact", func(t *testing.T) { testTokenRefresh(t, n, b) })
 	t.Run("401 and 403 show up as error events", func(t *testing.T) { testRefused(t, n, b) })
+	t.Run("a pattern subscription is unwrapped and shared", func(t *testing.T) { testPattern(t, n, b) })
 	b.checkProblems(t)
 }
 
@@ -760,4 +761,59 @@ func testRefused(t *testing.T, n *node, b *browser) {
 		t.Errorf("a refused token was fetched %d times, want 2 (a fresh one is tried once)", tokens)
 	}
 	b.do(t, map[string]any{"op": "closectx", "ctx": "refused"})
+}
+
+func testPattern(t *testing.T, n *node, b *browser) {
+	// A pattern and a topic on one stream: the gateway wraps every event as
+	// {"topic", "data"}; the tabs get the data as published and the topic.
+	// Topics under the pattern appear only after the tabs subscribed.
+	tabs := []string{"p0", "p1", "p2"}
+	b.dumpOnFailure(t, tabs...)
+	plain := "pub/beside-pattern"
+	for _, tab := range tabs {
+		b.open(t, "pattern", tab, "topic=shop/*&topic="+plain)
+	}
+	b.waitReady(t, tabs...)
+	topics := []string{"shop/1", "shop/2", plain}
+	publishRound := func(i int) {
+		for _, topic := range topics {
+			n.publish(t, topic, ev(topic, i))
+		}
+	}
+	for i := range 10 {
+		publishRound(i)
+	}
+	// The holder closes; the others go on from their cursors (one
+	// position per pattern's feed and per topic).
+	var holder string
+	waitFor(t, 30*time.Second, "a holder", func() bool {
+		for _, tab := range tabs {
+			if b.role(tab) == "holder" {
+				holder = tab
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 30*time.Second, "the first events", func() bool { return len(b.datas(t, holder)) >= 3*5 })
+	b.do(t, map[string]any{"op": "close", "tab": holder})
+	for i := 10; i < 20; i++ {
+		publishRound(i)
+	}
+	rest := slices.DeleteFunc(slices.Clone(tabs), func(s string) bool { return s == holder })
+	want := map[string][2]int{}
+	for _, topic := range topics {
+		want[topic] = [2]int{0, 20}
+	}
+	for _, tab := range rest {
+		waitFor(t, 30*time.Second, tab+"'s events", func() bool { return len(b.datas(t, tab)) >= 3*20 })
+		exact(t, tab, b.datas(t, tab), want)
+		for _, r := range b.logged(t, tab) {
+			if wantTopic, _, _ := strings.Cut(r.Data, "#"); r.Topic != wantTopic {
+				t.Errorf("%s: %q came with topic %q", tab, r.Data, r.Topic)
+				break
+			}
+		}
+	}
+	b.do(t, map[string]any{"op": "closectx", "ctx": "pattern"})
 }
