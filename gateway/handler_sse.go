@@ -57,7 +57,7 @@ func (s *Server) serveStream(c echo.Context, sub *subscription, cursor string, e
 		d:       s.streamDeps,
 		box:     fanout.NewOutbox(sub.wants, sub.form(), s.cfg.MaxQueueBytes),
 		sub:     sub,
-		tags:    cursorTags(sub.sources()),
+		tags:    sub.tags(),
 		stop:    make(chan closeReason, 1),
 		done:    make(chan struct{}),
 		expires: expires,
@@ -99,19 +99,23 @@ func (s *Server) serveStream(c echo.Context, sub *subscription, cursor string, e
 		return st.setup(ctx, cursor)
 	}
 	s.detached.Add(1)
-	if out, ctx, stop, ok := takeOver(req.Context(), w, req, s.cfg.SendBuffer); ok {
-		st.sink, st.abort = out, stop
+	if t, ok := takeOver(req.Context(), w, req, s.cfg.SendBuffer); ok {
+		st.sink, st.abort = t.sink, t.stop
 		st.begin(cursor, req.Proto)
-		if r, ok := start(ctx); !ok {
+		if r, ok := start(t.ctx); !ok {
 			st.end(r)
-			stop()
+			t.stop()
 			s.detached.Done()
 			return nil
 		}
 		go func() {
 			defer s.detached.Done()
-			defer stop()
-			st.end(st.live(ctx))
+			defer t.stop()
+			if t.conn != nil {
+				st.end(st.liveOn(t.conn))
+			} else {
+				st.end(st.live(t.ctx))
+			}
 		}()
 		return nil
 	}
@@ -140,7 +144,6 @@ const readyBeforeHeaders = 2 * time.Second
 type subscription struct {
 	items []string      // as asked: topics and patterns, sorted, unique
 	wants []fanout.Want // one per source, sorted by source
-	names [][]string    // per want, the items it serves: for history-lost
 	named bool          // some item is a pattern: events carry their topic
 	// mercure is set on a stream of the Mercure endpoint: one want, the
 	// hub's feed, and ids that are the publishers' (see mercure.go).
@@ -160,11 +163,11 @@ func (sub *subscription) accepts(i int, ev *fanout.Event) bool {
 	return true
 }
 
-// sources returns the wants' sources.
-func (sub *subscription) sources() []string {
+// tags returns the cursor tags of the wants' sources.
+func (sub *subscription) tags() []string {
 	out := make([]string, len(sub.wants))
 	for i, w := range sub.wants {
-		out[i] = w.Source
+		out[i] = cursorTag(w.Source)
 	}
 	return out
 }
@@ -197,8 +200,7 @@ func (s *Server) parseSubscription(raw []string) (*subscription, error) {
 		return nil, fmt.Errorf("%d topics requested, at most %d per stream allowed", len(items), s.cfg.MaxTopics)
 	}
 	sub := &subscription{items: items}
-	feeds := map[string][]auth.Pattern{}
-	var topics []string
+	var feeds map[string][]auth.Pattern // made only for a stream with patterns
 	for _, t := range items {
 		if len(t) > s.cfg.MaxTopicLen {
 			s.m.limited.WithLabelValues(limitTopicLength).Inc()
@@ -207,7 +209,6 @@ func (s *Server) parseSubscription(raw []string) (*subscription, error) {
 			if err := contract.ValidateTopic(t, s.cfg.MaxTopicLen); err != nil {
 				return nil, err
 			}
-			topics = append(topics, t)
 			continue
 		}
 		if len(t) > s.cfg.MaxTopicLen {
@@ -222,35 +223,43 @@ func (s *Server) parseSubscription(raw []string) (*subscription, error) {
 			return nil, fmt.Errorf("pattern %q must start with a path segment without wildcards and a \"/\", "+
 				"e.g. orders/* or orders/**", t)
 		}
+		if feeds == nil {
+			feeds = map[string][]auth.Pattern{}
+		}
 		feeds[feed] = append(feeds[feed], p)
 		sub.named = true
 	}
+	sub.wants = make([]fanout.Want, 0, len(items))
 	for feed, ps := range feeds {
-		names := make([]string, len(ps))
-		for i, p := range ps {
-			names[i] = p.String()
-		}
 		sub.wants = append(sub.wants, fanout.Want{Source: feed, Filter: ps})
-		sub.names = append(sub.names, names)
 	}
-	for _, t := range topics {
+	for _, t := range items {
+		if isPattern(t) {
+			continue
+		}
 		if feed, ok := contract.FeedOf(t); ok && auth.Patterns(feeds[feed]).Allows(t) {
 			continue // the feed delivers it
 		}
 		sub.wants = append(sub.wants, fanout.Want{Source: t})
-		sub.names = append(sub.names, []string{t})
 	}
 	// Sorted by source, so that the cursor's order does not depend on map
 	// iteration.
-	idx := make([]int, len(sub.wants))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(sub.wants[a].Source, sub.wants[b].Source) })
-	wants, names := make([]fanout.Want, len(idx)), make([][]string, len(idx))
-	for k, i := range idx {
-		wants[k], names[k] = sub.wants[i], sub.names[i]
-	}
-	sub.wants, sub.names = wants, names
+	slices.SortFunc(sub.wants, func(a, b fanout.Want) int { return strings.Compare(a.Source, b.Source) })
 	return sub, nil
+}
+
+// names returns the items want i serves, for a history-lost event: a
+// topic, a feed's patterns, the Mercure stream's selectors.
+func (sub *subscription) names(i int) []string {
+	switch f := sub.wants[i].Filter.(type) {
+	case []auth.Pattern:
+		out := make([]string, len(f))
+		for k, p := range f {
+			out[k] = p.String()
+		}
+		return out
+	case mercure.Filter:
+		return f.Topics
+	}
+	return []string{sub.wants[i].Source}
 }

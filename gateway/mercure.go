@@ -334,7 +334,6 @@ func (s *Server) handleMercureSubscribe(c echo.Context) error {
 	sub := &subscription{
 		items: topics,
 		wants: []fanout.Want{{Source: mercureFeed, Filter: filter}},
-		names: [][]string{topics},
 		mercure: &mercureStream{
 			cache: h.cache,
 		},

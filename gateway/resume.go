@@ -233,7 +233,7 @@ type historyLost struct {
 func (st *stream) appendLost(idx []int, reason string) {
 	hl := historyLost{Reason: reason}
 	for _, i := range idx {
-		hl.Topics = append(hl.Topics, st.sub.names[i]...)
+		hl.Topics = append(hl.Topics, st.sub.names(i)...)
 	}
 	data, _ := json.Marshal(hl)
 	st.buf = st.appendID(st.buf)

@@ -44,18 +44,33 @@ type connSink struct {
 func (s connSink) write(b []byte) (int, error)        { return s.conn.Write(b) }
 func (s connSink) setWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }
 
+// takenOver is an HTTP/1.x connection the stream owns after takeOver.
+type takenOver struct {
+	sink connSink
+	// conn is the connection when the stream itself may read it to watch
+	// for the client going away (plain TCP: see stream.liveOn); nil when a
+	// goroutine of takeOver's watches (TLS, whose reads cannot be woken
+	// and resumed safely).
+	conn net.Conn
+	// ctx ends when the watcher sees the client go; it never ends for a
+	// stream that watches itself.
+	ctx  context.Context
+	stop func() // closes the connection and waits for the watcher
+}
+
 // takeOver hijacks an HTTP/1.x response and writes its status line and
-// headers (those already set, CORS included). The returned context ends
-// when the client closes the connection, which net/http no longer watches
-// once the connection is hijacked. ok is false when the connection cannot
-// be taken over (HTTP/2); nothing has been written then.
-func takeOver(ctx context.Context, w http.ResponseWriter, r *http.Request, sendBuffer int) (s sink, cctx context.Context, stop func(), ok bool) {
+// headers (those already set, CORS included). net/http no longer watches a
+// hijacked connection: a TLS connection gets a small goroutine that reads
+// it until the client leaves, which ends the returned context; a plain one
+// is read by the stream itself. ok is false when the connection cannot be
+// taken over (HTTP/2); nothing has been written then.
+func takeOver(ctx context.Context, w http.ResponseWriter, r *http.Request, sendBuffer int) (t takenOver, ok bool) {
 	if r.ProtoMajor != 1 {
-		return nil, nil, nil, false
+		return t, false
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, nil, nil, false
+		return t, false
 	}
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
@@ -69,9 +84,10 @@ func takeOver(ctx context.Context, w http.ResponseWriter, r *http.Request, sendB
 	// stream's first write.
 	_ = brw
 	_ = conn.SetReadDeadline(time.Time{})
+	tc, isTLS := conn.(*tls.Conn)
 	if sendBuffer > 0 {
 		raw := conn
-		if tc, ok := raw.(*tls.Conn); ok {
+		if isTLS {
 			raw = tc.NetConn()
 		}
 		if tcp, ok := raw.(*net.TCPConn); ok {
@@ -82,7 +98,14 @@ func takeOver(ctx context.Context, w http.ResponseWriter, r *http.Request, sendB
 	_, _ = conn.Write(head.Bytes())
 	// The stream outlives the request (the handler returns), so its
 	// context keeps the request's values but not its cancellation.
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t = takenOver{sink: connSink{conn: conn}, ctx: context.WithoutCancel(ctx)}
+	if !isTLS {
+		t.conn = conn
+		t.stop = func() { _ = conn.Close() }
+		return t, true
+	}
+	cctx, cancel := context.WithCancel(t.ctx)
+	t.ctx = cctx
 	// Watch for the client going away: a read returns when it closes (or
 	// resets) the connection. The watcher ends when the stream closes the
 	// connection.
@@ -97,5 +120,6 @@ func takeOver(ctx context.Context, w http.ResponseWriter, r *http.Request, sendB
 			}
 		}
 	}()
-	return connSink{conn: conn}, cctx, func() { _ = conn.Close(); <-done; cancel() }, true
+	t.stop = func() { _ = conn.Close(); <-done; cancel() }
+	return t, true
 }

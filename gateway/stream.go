@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -99,9 +102,12 @@ type stream struct {
 	ended                 func() // run once the stream has ended; nil for none
 	sentEvents, sentBytes int64  // over the stream's life, for its close log line
 
-	stop    chan closeReason // the node asks the stream to end (drain)
-	done    chan struct{}    // closed when the stream has ended
-	expires time.Time        // the token's expiry: the stream ends then
+	stop chan closeReason // the node asks the stream to end (drain)
+	// waker, once the stream runs liveOn, wakes its goroutine (kick sends
+	// on stop, then wakes it to look).
+	waker   atomic.Pointer[func()]
+	done    chan struct{} // closed when the stream has ended
+	expires time.Time     // the token's expiry: the stream ends then
 }
 
 // kick asks the stream to end with reason; it never blocks.
@@ -109,6 +115,9 @@ func (st *stream) kick(r closeReason) {
 	select {
 	case st.stop <- r:
 	default:
+	}
+	if w := st.waker.Load(); w != nil {
+		(*w)()
 	}
 }
 
@@ -191,6 +200,57 @@ func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) 
 		}
 	}
 	return st.resume(ctx, cursor, st.ts)
+}
+
+// liveOn is live for a plain HTTP/1.1 connection the stream owns: one
+// goroutine both watches the client — blocked in a read, which returns when
+// the client closes or resets the connection — and writes. The hub wakes it
+// by moving the read deadline into the past, and the deadline otherwise
+// doubles as the heartbeat timer: no second goroutine, no ticker, no
+// channel per stream. A client that sends bytes (it should not) has them
+// read and dropped.
+func (st *stream) liveOn(c net.Conn) closeReason {
+	wake := func() { _ = c.SetReadDeadline(time.Unix(1, 0)) } // a deadline past wakes the read
+	st.waker.Store(&wake)
+	st.box.OnWake(wake)
+	if st.hb != nil {
+		st.hb.Stop()
+		st.hb = nil
+	}
+	var b [64]byte
+	for {
+		select {
+		case r := <-st.stop:
+			return st.bye(r)
+		default:
+		}
+		if st.box.Pending() {
+			if r, ok := st.writeQueued(); !ok {
+				return r
+			}
+		}
+		next := st.lastWrite.Add(st.d.heartbeat)
+		if !time.Now().Before(next) {
+			if st.heartbeat() != nil {
+				return st.writeFailed()
+			}
+			next = time.Now().Add(st.d.heartbeat)
+		}
+		_ = c.SetReadDeadline(next)
+		// A wake between the checks above and the new deadline would be
+		// lost: look again now that the deadline is set.
+		if st.box.Pending() || len(st.stop) > 0 {
+			continue
+		}
+		if _, err := c.Read(b[:]); err != nil && !isTimeout(err) {
+			return closeClient
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // join adds the stream to its sources.

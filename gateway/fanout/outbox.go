@@ -13,11 +13,13 @@ type Outbox struct {
 
 	notify chan struct{} // capacity 1: "the queue has something"
 
-	mu      sync.Mutex
-	queue   []Item
-	spare   []Item
-	bytes   int
-	evicted bool
+	mu       sync.Mutex
+	queue    []Item
+	spare    []Item
+	bytes    int
+	evicted  bool
+	wake     func() // called when the queue stops being empty; nil: notify only
+	signaled bool   // wake was called since the last Take
 }
 
 // Want is one of a stream's subscriptions: a source, and for a feed what
@@ -62,6 +64,23 @@ func (o *Outbox) Form() Form { return o.form }
 // for many frames.
 func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 
+// OnWake makes the hub call wake, instead of signalling Notify, when the
+// queue stops being empty: once until the next Take. wake must not block
+// (moving a connection's read deadline, say). Set it before Join.
+func (o *Outbox) OnWake(wake func()) {
+	o.mu.Lock()
+	o.wake = wake
+	o.mu.Unlock()
+}
+
+// Pending reports whether Take has something to return: frames, or the
+// stream's eviction.
+func (o *Outbox) Pending() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queue) > 0 || o.evicted
+}
+
 // enqueue hands f to the stream. Once the queue passes maxBytes the stream
 // is marked evicted and its queue dropped: the client reconnects with its
 // cursor and catches up from the history, so nothing is lost.
@@ -80,10 +99,22 @@ func (o *Outbox) enqueue(f *Frame, idx int) {
 	} else {
 		o.queue = append(o.queue, Item{Frame: f, Want: idx})
 	}
+	wake, notify := o.wake, o.wake == nil
+	if wake != nil {
+		if o.signaled {
+			wake = nil
+		}
+		o.signaled = true
+	}
 	o.mu.Unlock()
-	select {
-	case o.notify <- struct{}{}:
-	default:
+	switch {
+	case wake != nil:
+		wake()
+	case notify:
+		select {
+		case o.notify <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -95,6 +126,7 @@ func (o *Outbox) Take() ([]Item, bool) {
 	q := o.queue
 	o.queue, o.spare = o.spare, nil
 	o.bytes = 0
+	o.signaled = false
 	return q, o.evicted
 }
 
