@@ -293,3 +293,44 @@ func TestHub_checkPositions_repairsSilentTopic(t *testing.T) {
 		t.Fatalf("stalls = %v, want 1 (only the silent topic)", n)
 	}
 }
+
+// racyLasts delivers an event to the hub while the position check reads
+// the records, after reading them: the record it returns is one event
+// behind what the node then has, as when an event arrives during the read.
+type racyLasts struct {
+	*memhistory.Store
+	h *Hub
+}
+
+func (r *racyLasts) Lasts(ctx context.Context, names []string) ([]contract.ID, error) {
+	out, err := r.Store.Lasts(ctx, names)
+	for _, env := range r.Store.Add("a", 200, 1) {
+		r.h.HandleEvent("a", env)
+	}
+	return out, err
+}
+
+// TestHub_checkPositions_eventDuringRead: an event delivered while the
+// check reads the records is not taken for ids starting over (no
+// history-lost, no repair).
+func TestHub_checkPositions_eventDuringRead(t *testing.T) {
+	store := memhistory.New()
+	hist := &racyLasts{Store: store}
+	h, _, cs := startHub(t, hist, time.Minute)
+	hist.h = h
+	c := Topics([]string{"a"}, 1<<20)
+	joinLive(t, h, c)
+	for _, env := range store.Add("a", 100, 1) {
+		h.HandleEvent("a", env)
+	}
+	if err := h.checkPositions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.HandleEvent("a", store.Add("a", 300, 1)[0])
+	if got := received(c)(); !slices.Equal(got, ids(100, 200, 300)) {
+		t.Fatalf("got %v, want every event once and no history-lost", got)
+	}
+	if n := cs.lost.Load(); n != 0 {
+		t.Fatalf("history-lost %d times", n)
+	}
+}

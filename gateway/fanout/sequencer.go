@@ -232,6 +232,16 @@ func (h *Hub) checkPositions(ctx context.Context) error {
 	if len(ss) == 0 {
 		return nil
 	}
+	// What each source had delivered before the read: the record cannot be
+	// below that unless Redis lost data. (Compared with the position after
+	// the read, an event delivered meanwhile would look like ids starting
+	// over.)
+	before := make([]contract.ID, len(ss))
+	for i, s := range ss {
+		s.mu.Lock()
+		before[i] = s.last
+		s.mu.Unlock()
+	}
 	newest, err := h.hist.Lasts(ctx, names)
 	if err != nil {
 		return err
@@ -250,12 +260,12 @@ func (h *Hub) checkPositions(ctx context.Context) error {
 			s.behind = contract.ID{}
 			if s.last.Less(newest[i]) {
 				s.behind = newest[i]
-			} else if !newest[i].IsZero() && newest[i].Less(s.last) {
+			} else if !newest[i].IsZero() && newest[i].Less(before[i]) {
 				// The newest id on record is below what the node delivered:
 				// Redis lost its data and ids started over (a restart
 				// without persistence, a failover that lost writes). Events
 				// published since would look already delivered.
-				h.log.Warn().Str("source", s.name).Stringer("delivered", s.last).Stringer("on_record", newest[i]).
+				h.log.Warn().Str("source", s.name).Stringer("delivered", before[i]).Stringer("on_record", newest[i]).
 					Msg("the history restarted below this node's position; streams get history-lost, then the new history")
 				s.phase = phaseSyncing
 				s.resync, s.restart = true, true
