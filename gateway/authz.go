@@ -101,7 +101,7 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 // client's address. Publishers are services: only the Authorization header
 // carries their token.
 func (s *Server) authorizePublish(c echo.Context, topic string) (string, *httpErr) {
-	who := "addr:" + c.RealIP()
+	who := addrKey(c.RealIP())
 	if s.cfg.AllowAnonymous {
 		return who, nil
 	}

@@ -50,7 +50,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 		stop:    make(chan closeReason, 1),
 		done:    make(chan struct{}),
 		expires: expires,
-		client:  c.RealIP(),
+		client:  clientAddr(c),
 	}
 	// An HTTP/1.x stream is taken over from net/http. Its setup (replay
 	// included) runs on the handler's goroutine; then the live part runs on

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,12 @@ type Config struct {
 	// bursts of PublishBurst; 0 is unbounded.
 	PublishRate  float64
 	PublishBurst int
+	// TrustedProxies are the networks of the load balancers in front of the
+	// node. A request whose socket peer is in one of them has its client
+	// address taken from X-Forwarded-For (the rightmost address that is not
+	// a trusted proxy); any other request's client is its peer, whatever
+	// its headers say. Empty (the default) believes no header.
+	TrustedProxies []netip.Prefix
 	// ReadHeaderTimeout bounds how long a client may take to send its
 	// request headers (against slowloris); 10s. MaxHeaderBytes bounds their
 	// size; 64 KiB (a larger request gets 431).

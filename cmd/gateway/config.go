@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type authFlags struct {
 	secret, secretFile, publicKeys, jwksURLs, jwksFile string
 	issuer, audience                                   string
 	publicTopics, corsOrigins                          string
+	trustedProxies                                     string
 }
 
 // configured reports whether any source of keys was given.
@@ -166,6 +168,8 @@ Flags:
 	fs.StringVar(&n.TokenCookie, "token-cookie", "sse_token", "cookie that may carry a subscriber's token (EventSource withCredentials); empty disables [GATEWAY_TOKEN_COOKIE]")
 	fs.StringVar(&n.TokenQueryParam, "token-query-param", "", "query parameter that may carry a subscriber's token; off by default because URLs end up in logs [GATEWAY_TOKEN_QUERY_PARAM]")
 	fs.StringVar(&a.corsOrigins, "cors-origins", "", "comma-separated origins allowed to use the gateway from a browser, or * [GATEWAY_CORS_ORIGINS]")
+	fs.StringVar(&a.trustedProxies, "trusted-proxies", "", "comma-separated networks (CIDRs, or single addresses) of the load balancers in front of the node: "+
+		"only from them is X-Forwarded-For believed for the client address (logs, per-client limits); empty believes no header [GATEWAY_TRUSTED_PROXIES]")
 	fs.DurationVar(&n.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (against slowloris) [GATEWAY_READ_HEADER_TIMEOUT]")
 	fs.IntVar(&n.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request headers; larger requests get 431 [GATEWAY_MAX_HEADER_BYTES]")
 	fs.IntVar(&n.SendBuffer, "send-buffer", 0, "kernel send buffer per HTTP/1.1 stream in bytes (SO_SNDBUF): bounds what a slow client leaves queued in the kernel, so it is evicted and catches up from Redis sooner; 0 keeps the kernel's autotuning [GATEWAY_SEND_BUFFER]")
@@ -195,6 +199,9 @@ Flags:
 		return nil, fmt.Errorf("--public-topics: %w", err)
 	}
 	n.CORSOrigins = list(c.auth.corsOrigins)
+	if n.TrustedProxies, err = parsePrefixes(list(c.auth.trustedProxies)); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	switch {
 	case n.Heartbeat <= 0:
 		return nil, errors.New("--heartbeat must be positive")
@@ -224,6 +231,24 @@ Flags:
 		return nil, fmt.Errorf("--drain-period (%v) must be shorter than --shutdown-timeout (%v)", n.DrainPeriod, n.ShutdownTimeout)
 	}
 	return c, nil
+}
+
+// parsePrefixes reads networks: CIDRs (10.0.0.0/8, fd00::/8) or single
+// addresses (a /32 or /128).
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a network (10.0.0.0/8) nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap().WithZone(""), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // envName is the environment variable behind a flag: GATEWAY_ + the flag

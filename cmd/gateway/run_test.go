@@ -400,13 +400,17 @@ func TestRun_refusesAnonymousWithoutFlag(t *testing.T) {
 }
 
 func TestParseServe_flagsEnvDefaults(t *testing.T) {
-	env := map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_HEARTBEAT": "5s", "GATEWAY_HISTORY_MAX_LEN": "77"}
+	env := map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_HEARTBEAT": "5s", "GATEWAY_HISTORY_MAX_LEN": "77",
+		"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,fd00::/8"}
 	c, err := parseServe([]string{"--heartbeat", "3s"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.addr != ":9000" || c.node.Heartbeat != 3*time.Second || c.history.maxLen != 77 || c.prefix != "sse:" {
 		t.Fatalf("got addr %q heartbeat %v maxlen %d prefix %q", c.addr, c.node.Heartbeat, c.history.maxLen, c.prefix)
+	}
+	if got := fmt.Sprint(c.node.TrustedProxies); got != "[10.0.0.0/8 192.0.2.7/32 fd00::/8]" {
+		t.Fatalf("trusted proxies %s", got)
 	}
 	bad := []struct {
 		args []string
@@ -418,6 +422,7 @@ func TestParseServe_flagsEnvDefaults(t *testing.T) {
 		{[]string{"--max-queue-bytes", "10"}, nil, "--max-queue-bytes"},
 		{[]string{"--history-max-len", "-1"}, nil, "--history-max-len"},
 		{[]string{"--drain-period", "20s"}, nil, "--drain-period"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.local"}, nil, "--trusted-proxies"},
 		{[]string{"--nope"}, nil, ""},
 		{[]string{"extra"}, nil, ""},
 	}
