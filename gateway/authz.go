@@ -65,18 +65,19 @@ func (s *Server) grantFor(c echo.Context, token string) (*auth.Grant, *httpErr) 
 }
 
 // authorizeSubscribe decides whether the request may stream topics. It
-// returns the token's expiry (zero if none) or the refusal.
-func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time, *httpErr) {
+// returns the token's expiry (zero if none) and subject (empty if none),
+// or the refusal.
+func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time, string, *httpErr) {
 	if s.cfg.AllowAnonymous {
-		return time.Time{}, nil
+		return time.Time{}, "", nil
 	}
 	token, herr := s.subscriberToken(c)
 	if herr != nil {
-		return time.Time{}, herr
+		return time.Time{}, "", herr
 	}
 	g, herr := s.grantFor(c, token)
 	if herr != nil {
-		return time.Time{}, herr
+		return time.Time{}, "", herr
 	}
 	var denied []string
 	for _, t := range topics {
@@ -87,13 +88,13 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 	}
 	switch {
 	case len(denied) == 0 && g != nil:
-		return g.Expires, nil
+		return g.Expires, g.Subject, nil
 	case len(denied) == 0:
-		return time.Time{}, nil
+		return time.Time{}, "", nil
 	case g == nil:
-		return time.Time{}, &httpErr{http.StatusUnauthorized, "a token is required for: " + strings.Join(denied, ", ")}
+		return time.Time{}, "", &httpErr{http.StatusUnauthorized, "a token is required for: " + strings.Join(denied, ", ")}
 	}
-	return time.Time{}, &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
+	return time.Time{}, "", &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
 }
 
 // authorizePublish decides whether the request may publish on topic, and
@@ -119,10 +120,7 @@ func (s *Server) authorizePublish(c echo.Context, topic string) (string, *httpEr
 	if !g.Publish.Allows(topic) {
 		return "", &httpErr{http.StatusForbidden, fmt.Sprintf("the token does not allow publishing to: %s", topic)}
 	}
-	if g.Subject != "" {
-		who = "sub:" + g.Subject
-	}
-	return who, nil
+	return clientKey(g.Subject, c.RealIP()), nil
 }
 
 // refuse answers an authorization failure: 401s carry WWW-Authenticate.

@@ -42,6 +42,15 @@ func clientAddr(c echo.Context) string {
 	return a
 }
 
+// clientKey names a client for per-client limits: the token's subject
+// when there is one, else its address (addrKey).
+func clientKey(subject, addr string) string {
+	if subject != "" {
+		return "sub:" + subject
+	}
+	return addrKey(addr)
+}
+
 // addrKey is the key of per-client limits for a client without a token
 // subject: its address, or for IPv6 its /64, which one host usually has
 // whole and can draw new addresses from at will.

@@ -31,7 +31,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	if err != nil {
 		return jsonError(c, http.StatusBadRequest, err.Error())
 	}
-	expires, herr := s.authorizeSubscribe(c, topics)
+	expires, subject, herr := s.authorizeSubscribe(c, topics)
 	if herr != nil {
 		return s.refuse(c, herr)
 	}
@@ -52,6 +52,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 		expires: expires,
 		client:  clientAddr(c),
 	}
+	st.key = clientKey(subject, st.client)
 	// An HTTP/1.x stream is taken over from net/http. Its setup (replay
 	// included) runs on the handler's goroutine; then the live part runs on
 	// a goroutine of its own, with a small stack, and the handler returns,
@@ -148,6 +149,7 @@ type stream struct {
 	abort  func() // closes a taken-over connection; nil otherwise
 	conn   *conn
 	client string // the client's address, for the log
+	key    string // the client, for per-client limits: clientKey
 
 	pos       []replay.ID // per topic: the newest event this client has been sent
 	buf       []byte      // bytes waiting for the next write
@@ -186,9 +188,6 @@ const flushAt = 64 << 10
 func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) {
 	s := st.s
 	if ok, why := s.register(st); !ok {
-		if why == closeLimit {
-			s.m.limited.WithLabelValues(limitConnections).Inc()
-		}
 		// Draining or full: a 200 that ends at once with a retry hint sends
 		// the client to another node; an error status would stop it for good.
 		return st.bye(why), false

@@ -146,7 +146,8 @@ func newMetrics() *metrics {
 	for _, r := range []string{"ok", "invalid", "error", "rate_limited"} {
 		m.published.WithLabelValues(r)
 	}
-	for _, l := range []string{limitTopics, limitTopicLength, limitPublishBody, limitEventSize, limitConnections, limitPublishRate} {
+	for _, l := range []string{limitTopics, limitTopicLength, limitPublishBody, limitEventSize, limitConnections,
+		limitStreamsPerClient, limitPublishRate} {
 		m.limited.WithLabelValues(l)
 	}
 	return m
@@ -160,6 +161,8 @@ const (
 	limitEventSize   = "event_size"
 	limitConnections = "connections"
 	limitPublishRate = "publish_rate"
+	// limitStreamsPerClient is MaxStreamsPerClient.
+	limitStreamsPerClient = "streams_per_client"
 )
 
 // The results counted in replays_total.

@@ -78,6 +78,14 @@ type Config struct {
 	// A stream over it gets a 200 that ends at once with a retry hint, so
 	// the client tries again, possibly on another node.
 	MaxConnections int
+	// MaxStreamsPerClient bounds the streams one client holds open on the
+	// node: per token subject when the stream is authenticated, else per
+	// client address (an IPv6 client per /64). Over it, as over
+	// MaxConnections, a stream gets a 200 that ends with a retry hint. 0
+	// takes the default, 100: room for a browser with many tabs over one
+	// HTTP/2 connection, or a few dozen anonymous readers behind one NAT
+	// address, while one client cannot take the node. Negative is unbounded.
+	MaxStreamsPerClient int
 	// PublishRate bounds POST /publish per publisher (the token's subject,
 	// or the client address without a token) in events per second, with
 	// bursts of PublishBurst; 0 is unbounded.
@@ -153,7 +161,13 @@ func (c *Config) defaults() {
 	if c.MaxStreamsPerConnection == 0 {
 		c.MaxStreamsPerConnection = 250
 	}
+	if c.MaxStreamsPerClient == 0 {
+		c.MaxStreamsPerClient = DefaultMaxStreamsPerClient
+	}
 }
+
+// DefaultMaxStreamsPerClient is Config.MaxStreamsPerClient's default.
+const DefaultMaxStreamsPerClient = 100
 
 func (c *Config) validate() error {
 	switch {
@@ -222,6 +236,7 @@ type Server struct {
 
 	streamsMu sync.Mutex
 	streams   map[*stream]struct{} // open streams; nil once draining
+	perClient map[string]int       // open streams per client key (stream.key)
 	detached  sync.WaitGroup       // streams running after their handler returned
 }
 
@@ -236,8 +251,9 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: d.Logger, pub: d.Publisher, sub: d.Subscriber, hist: d.History, ping: d.Ping,
-		m:       newMetrics(),
-		streams: make(map[*stream]struct{}),
+		m:         newMetrics(),
+		streams:   make(map[*stream]struct{}),
+		perClient: make(map[string]int),
 	}
 	s.hub = newHub(d.Subscriber, d.History, d.Logger.With().Str("component", "hub").Logger(), s.m,
 		cfg.UnsubscribeGrace, max(cfg.PositionCheck, 0), cfg.ReplayBatch)
@@ -347,17 +363,24 @@ func (s *Server) publish(ctx context.Context, m pubsub.Message) (string, error) 
 }
 
 // register adds a stream to the open set. It refuses, saying why, when the
-// node is draining or already holds MaxConnections streams.
+// node is draining, when the stream's client already holds
+// MaxStreamsPerClient streams, or when the node holds MaxConnections;
+// refusals by a limit are counted.
 func (s *Server) register(st *stream) (bool, closeReason) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
 	switch {
 	case s.streams == nil:
 		return false, closeShutdown
+	case s.cfg.MaxStreamsPerClient > 0 && s.perClient[st.key] >= s.cfg.MaxStreamsPerClient:
+		s.m.limited.WithLabelValues(limitStreamsPerClient).Inc()
+		return false, closeLimit
 	case s.cfg.MaxConnections > 0 && len(s.streams) >= s.cfg.MaxConnections:
+		s.m.limited.WithLabelValues(limitConnections).Inc()
 		return false, closeLimit
 	}
 	s.streams[st] = struct{}{}
+	s.perClient[st.key]++
 	return true, 0
 }
 
@@ -376,6 +399,9 @@ func (s *Server) unregister(st *stream) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
 	delete(s.streams, st)
+	if s.perClient[st.key]--; s.perClient[st.key] <= 0 {
+		delete(s.perClient, st.key)
+	}
 }
 
 // drainWaves is how many groups the streams are closed in.

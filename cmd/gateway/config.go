@@ -174,6 +174,8 @@ Flags:
 	fs.IntVar(&n.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request headers; larger requests get 431 [GATEWAY_MAX_HEADER_BYTES]")
 	fs.IntVar(&n.SendBuffer, "send-buffer", 0, "kernel send buffer per HTTP/1.1 stream in bytes (SO_SNDBUF): bounds what a slow client leaves queued in the kernel, so it is evicted and catches up from Redis sooner; 0 keeps the kernel's autotuning [GATEWAY_SEND_BUFFER]")
 	fs.IntVar(&n.MaxConnections, "max-connections", 0, "streams per node; over it a stream gets a 200 with a retry hint and ends, so the client tries again (likely on another node); 0 is unbounded [GATEWAY_MAX_CONNECTIONS]")
+	fs.IntVar(&n.MaxStreamsPerClient, "max-streams-per-client", gateway.DefaultMaxStreamsPerClient, "streams one client may hold open on the node: per token subject, or per client address without a token (an IPv6 client per /64); "+
+		"over it a stream gets a 200 with a retry hint and ends; 0 is unbounded [GATEWAY_MAX_STREAMS_PER_CLIENT]")
 	fs.Float64Var(&n.PublishRate, "publish-rate", 0, "POST /publish events per second per publisher (token subject, else client address); over it: 429; 0 is unbounded [GATEWAY_PUBLISH_RATE]")
 	fs.IntVar(&n.PublishBurst, "publish-burst", 20, "bursts allowed above --publish-rate [GATEWAY_PUBLISH_BURST]")
 	fs.BoolVar(&n.CORSCredentials, "cors-credentials", false, "let those origins send cookies (needed for cookie tokens across origins; not with *) [GATEWAY_CORS_CREDENTIALS]")
@@ -223,12 +225,19 @@ Flags:
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	case c.tlsCert != "" && n.H2C:
 		return nil, errors.New("--h2c is for plain-text listeners; with TLS, HTTP/2 is on already")
+	case n.MaxConnections < 0:
+		return nil, errors.New("--max-connections must not be negative")
+	case n.MaxStreamsPerClient < 0:
+		return nil, errors.New("--max-streams-per-client must not be negative")
 	case n.SendBuffer < 0:
 		return nil, errors.New("--send-buffer must not be negative")
 	case n.MaxStreamsPerConnection <= 0:
 		return nil, errors.New("--http2-max-streams must be positive")
 	case n.DrainPeriod >= n.ShutdownTimeout:
 		return nil, fmt.Errorf("--drain-period (%v) must be shorter than --shutdown-timeout (%v)", n.DrainPeriod, n.ShutdownTimeout)
+	}
+	if n.MaxStreamsPerClient == 0 {
+		n.MaxStreamsPerClient = -1 // unbounded; 0 in gateway.Config is the default
 	}
 	return c, nil
 }

@@ -412,6 +412,13 @@ func TestParseServe_flagsEnvDefaults(t *testing.T) {
 	if got := fmt.Sprint(c.node.TrustedProxies); got != "[10.0.0.0/8 192.0.2.7/32 fd00::/8]" {
 		t.Fatalf("trusted proxies %s", got)
 	}
+	if c.node.MaxStreamsPerClient != 100 {
+		t.Fatalf("max streams per client %d, want the default 100", c.node.MaxStreamsPerClient)
+	}
+	if c, err := parseServe([]string{"--max-streams-per-client", "0"}, func(string) string { return "" }, io.Discard); err != nil ||
+		c.node.MaxStreamsPerClient >= 0 {
+		t.Fatalf("--max-streams-per-client 0 gives %+v, %v; want unbounded", c, err)
+	}
 	bad := []struct {
 		args []string
 		env  map[string]string
@@ -423,6 +430,7 @@ func TestParseServe_flagsEnvDefaults(t *testing.T) {
 		{[]string{"--history-max-len", "-1"}, nil, "--history-max-len"},
 		{[]string{"--drain-period", "20s"}, nil, "--drain-period"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.local"}, nil, "--trusted-proxies"},
+		{[]string{"--max-streams-per-client", "-1"}, nil, "--max-streams-per-client"},
 		{[]string{"--nope"}, nil, ""},
 		{[]string{"extra"}, nil, ""},
 	}
@@ -689,7 +697,8 @@ func TestRun_redisRestart(t *testing.T) {
 // history reads served them.
 func TestRun_reconnectStorm(t *testing.T) {
 	srv := redistest.Start(t)
-	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"})
+	// 300 clients from one address: past the default per-client limit.
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"}, "--max-streams-per-client", "0")
 	var ids []string
 	for i := range 50 {
 		ids = append(ids, publish(t, n.url, "storm", fmt.Sprintf("storm:%d", i)))
