@@ -97,30 +97,45 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 	return time.Time{}, "", &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
 }
 
-// authorizePublish decides whether the request may publish on topic, and
-// names the publisher for rate limiting: the token's subject, else the
-// client's address. Publishers are services: only the Authorization header
-// carries their token.
-func (s *Server) authorizePublish(c echo.Context, topic string) (string, *httpErr) {
-	who := addrKey(c.RealIP())
+// publisher is who sends a POST /publish: its grant (nil when anyone may
+// publish) and its key for rate limiting.
+type publisher struct {
+	grant *auth.Grant
+	key   string
+}
+
+// authenticatePublisher checks the publisher's token, from the headers
+// alone, so that a request without one is refused before its body is read:
+// the token must be valid and grant publishing on something. Publishers
+// are services: only the Authorization header carries their token. The
+// publisher's key is the token's subject, else the client's address.
+func (s *Server) authenticatePublisher(c echo.Context) (publisher, *httpErr) {
 	if s.cfg.AllowAnonymous {
-		return who, nil
+		return publisher{key: addrKey(c.RealIP())}, nil
 	}
 	token, _, herr := bearer(c.Request())
 	if herr != nil {
-		return "", herr
+		return publisher{}, herr
 	}
 	if token == "" {
-		return "", &httpErr{http.StatusUnauthorized, "publishing requires a bearer token"}
+		return publisher{}, &httpErr{http.StatusUnauthorized, "publishing requires a bearer token"}
 	}
 	g, herr := s.grantFor(c, token)
 	if herr != nil {
-		return "", herr
+		return publisher{}, herr
 	}
-	if !g.Publish.Allows(topic) {
-		return "", &httpErr{http.StatusForbidden, fmt.Sprintf("the token does not allow publishing to: %s", topic)}
+	if len(g.Publish) == 0 {
+		return publisher{}, &httpErr{http.StatusForbidden, "the token does not allow publishing"}
 	}
-	return clientKey(g.Subject, c.RealIP()), nil
+	return publisher{grant: g, key: clientKey(g.Subject, c.RealIP())}, nil
+}
+
+// authorizeTopic decides whether p may publish on topic.
+func (p publisher) authorizeTopic(topic string) *httpErr {
+	if p.grant != nil && !p.grant.Publish.Allows(topic) {
+		return &httpErr{http.StatusForbidden, fmt.Sprintf("the token does not allow publishing to: %s", topic)}
+	}
+	return nil
 }
 
 // refuse answers an authorization failure: 401s carry WWW-Authenticate.

@@ -122,7 +122,8 @@ func TestServer_authorization(t *testing.T) {
 		{name: "header wins over cookie", path: "/events?topic=c", header: bearerHeader(forA), cookie: forC, status: 403, mention: "c"},
 		{name: "query token is off by default", path: "/events?topic=a&access_token=" + forA, status: 401},
 		{name: "publish without token", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, status: 401, mention: "bearer token"},
-		{name: "publish with a subscribe token", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, header: bearerHeader(forA), status: 403, mention: "orders/1"},
+		{name: "publish with a subscribe token", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, header: bearerHeader(forA), status: 403, mention: "does not allow publishing"},
+		{name: "publish outside the grant", method: "POST", path: "/publish", body: `{"topic":"news/1","data":"x"}`, header: bearerHeader(pub), status: 403, mention: "publishing to: news/1"},
 		{name: "publish granted", method: "POST", path: "/publish", body: `{"topic":"orders/1/x","data":"x"}`, header: bearerHeader(pub), status: 200, mention: `"id"`},
 		{name: "publish cookie is not accepted", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, cookie: pub, status: 401},
 	}

@@ -28,21 +28,39 @@ type publishRequest struct {
 // or any other JSON value, sent as its compact JSON text. An Idempotency-Key
 // header makes a retry of the same request return the first id instead of
 // publishing the event again.
+//
+// The token is checked before a byte of the body is read (the topic, in
+// the body, is checked after), and the body is read under the deadlines of
+// boundBody.
 func (s *Server) handlePublish(c echo.Context) error {
 	req := c.Request()
+	pub, herr := s.authenticatePublisher(c)
+	if herr != nil {
+		skipBody(c)
+		return s.refuse(c, herr)
+	}
 	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxPublishBytes)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	var pr publishRequest
-	if err := dec.Decode(&pr); err != nil {
+	err := dec.Decode(&pr)
+	if err == nil {
+		if _, err = dec.Token(); errors.Is(err, io.EOF) {
+			err = nil
+		} else if _, timedOut := errors.AsType[*bodyTimeoutError](err); !timedOut {
+			err = errNotSingle
+		}
+	}
+	if err != nil {
 		herr := badBody(err, s.cfg.MaxPublishBytes)
-		if herr.status == http.StatusRequestEntityTooLarge {
+		switch herr.status {
+		case http.StatusRequestEntityTooLarge:
 			s.m.limited.WithLabelValues(limitPublishBody).Inc()
+		case http.StatusRequestTimeout:
+			s.m.limited.WithLabelValues(limitBodyTimeout).Inc()
+			skipBody(c)
 		}
 		return s.publishError(c, herr)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return s.publishError(c, badRequest("body must hold a single JSON object"))
 	}
 	if pr.Data == nil {
 		return s.publishError(c, badRequest(`"data" is required (a string, or any JSON value)`))
@@ -59,12 +77,11 @@ func (s *Server) handlePublish(c echo.Context) error {
 		}
 		data = b.String()
 	}
-	who, herr := s.authorizePublish(c, pr.Topic)
-	if herr != nil {
+	if herr := pub.authorizeTopic(pr.Topic); herr != nil {
 		return s.refuse(c, herr)
 	}
 	if s.publishLimit != nil {
-		if wait, ok := s.publishLimit.allow(who); !ok {
+		if wait, ok := s.publishLimit.allow(pub.key); !ok {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			s.m.published.WithLabelValues("rate_limited").Inc()
 			s.m.limited.WithLabelValues(limitPublishRate).Inc()
@@ -90,6 +107,9 @@ func (s *Server) handlePublish(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"id": id})
 }
 
+// errNotSingle is a body with more after its JSON object.
+var errNotSingle = errors.New("more than one JSON value")
+
 type httpErr struct {
 	status int
 	msg    string
@@ -111,7 +131,12 @@ func badBody(err error, limit int64) *httpErr {
 	var maxErr *http.MaxBytesError
 	var syntax *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
+	var timeout *bodyTimeoutError
 	switch {
+	case errors.Is(err, errNotSingle):
+		return badRequest("body must hold a single JSON object")
+	case errors.As(err, &timeout):
+		return &httpErr{http.StatusRequestTimeout, timeout.msg}
 	case errors.As(err, &maxErr):
 		return &httpErr{http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", limit)}
 	case errors.Is(err, io.EOF):

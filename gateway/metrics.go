@@ -147,7 +147,7 @@ func newMetrics() *metrics {
 		m.published.WithLabelValues(r)
 	}
 	for _, l := range []string{limitTopics, limitTopicLength, limitPublishBody, limitEventSize, limitConnections,
-		limitStreamsPerClient, limitPublishRate} {
+		limitStreamsPerClient, limitPublishRate, limitBodyTimeout} {
 		m.limited.WithLabelValues(l)
 	}
 	return m
@@ -163,6 +163,8 @@ const (
 	limitPublishRate = "publish_rate"
 	// limitStreamsPerClient is MaxStreamsPerClient.
 	limitStreamsPerClient = "streams_per_client"
+	// limitBodyTimeout is BodyTimeout and MinBodyRate.
+	limitBodyTimeout = "body_timeout"
 )
 
 // The results counted in replays_total.

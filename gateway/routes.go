@@ -24,6 +24,8 @@ func (s *Server) routes() *echo.Echo {
 		},
 	}))
 
+	e.Use(s.boundBody)
+
 	if len(s.cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:     s.cfg.CORSOrigins,

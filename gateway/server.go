@@ -102,6 +102,15 @@ type Config struct {
 	// size; 64 KiB (a larger request gets 431).
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
+	// BodyTimeout bounds how long a request body may take to arrive after
+	// the headers; 30s. MinBodyRate is the least average rate, in bytes per
+	// second, at which it must arrive once BodyRateGrace (5s) has passed;
+	// 1024, negative disables it. A body cut off gets 408 and its
+	// connection is closed. POST /publish checks the token before it reads
+	// the body at all.
+	BodyTimeout   time.Duration
+	MinBodyRate   int
+	BodyRateGrace time.Duration
 	// TLS, when set, makes Serve speak TLS with HTTP/2 (and HTTP/1.1 for
 	// clients that do not offer h2). Certificates come from its
 	// GetCertificate or Certificates.
@@ -152,6 +161,11 @@ func (c *Config) defaults() {
 	}
 	def(&c.PositionCheck, 5*time.Second)
 	def(&c.ReadHeaderTimeout, 10*time.Second)
+	def(&c.BodyTimeout, 30*time.Second)
+	def(&c.BodyRateGrace, 5*time.Second)
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = 1024
+	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 64 << 10
 	}
@@ -172,7 +186,7 @@ const DefaultMaxStreamsPerClient = 100
 func (c *Config) validate() error {
 	switch {
 	case c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.UnsubscribeGrace < 0 || c.ShutdownTimeout < 0 ||
-		c.DrainPeriod < 0 || c.MaxConnectionAge < 0:
+		c.DrainPeriod < 0 || c.MaxConnectionAge < 0 || c.BodyTimeout < 0 || c.BodyRateGrace < 0:
 		return errors.New("durations must not be negative")
 	case c.DrainPeriod >= c.ShutdownTimeout:
 		return fmt.Errorf("the drain period (%v) must be shorter than the shutdown timeout (%v)", c.DrainPeriod, c.ShutdownTimeout)

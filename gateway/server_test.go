@@ -44,6 +44,8 @@ type testNode struct {
 type nodeOptions struct {
 	logger       zerolog.Logger
 	pingInterval time.Duration // the subscriber's; 50ms
+	// publisher, if set, wraps the node's publisher.
+	publisher func(*pubsub.Publisher) Publisher
 }
 
 func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...func(*nodeOptions)) *testNode {
@@ -65,8 +67,12 @@ func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...fu
 	if cfg.DrainPeriod == 0 {
 		cfg.DrainPeriod = 20 * time.Millisecond
 	}
+	var p Publisher = pub
+	if o.publisher != nil {
+		p = o.publisher(pub)
+	}
 	srv, err := NewServer(cfg, Deps{
-		Publisher: pub,
+		Publisher: p,
 		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop(),
 			PingInterval: o.pingInterval}),
 		History: replay.NewRedisStore(rdb, keys),

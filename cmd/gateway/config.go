@@ -172,6 +172,8 @@ Flags:
 		"only from them is X-Forwarded-For believed for the client address (logs, per-client limits); empty believes no header [GATEWAY_TRUSTED_PROXIES]")
 	fs.DurationVar(&n.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (against slowloris) [GATEWAY_READ_HEADER_TIMEOUT]")
 	fs.IntVar(&n.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request headers; larger requests get 431 [GATEWAY_MAX_HEADER_BYTES]")
+	fs.DurationVar(&n.BodyTimeout, "body-timeout", 30*time.Second, "time a client has to send a request body after its headers; a body not in by then gets 408 and the connection is closed [GATEWAY_BODY_TIMEOUT]")
+	fs.IntVar(&n.MinBodyRate, "min-body-rate", 1024, "bytes per second a request body must arrive at, on average, after its first 5s; slower gets 408 and the connection is closed; 0 is off [GATEWAY_MIN_BODY_RATE]")
 	fs.IntVar(&n.SendBuffer, "send-buffer", 0, "kernel send buffer per HTTP/1.1 stream in bytes (SO_SNDBUF): bounds what a slow client leaves queued in the kernel, so it is evicted and catches up from Redis sooner; 0 keeps the kernel's autotuning [GATEWAY_SEND_BUFFER]")
 	fs.IntVar(&n.MaxConnections, "max-connections", 0, "streams per node; over it a stream gets a 200 with a retry hint and ends, so the client tries again (likely on another node); 0 is unbounded [GATEWAY_MAX_CONNECTIONS]")
 	fs.IntVar(&n.MaxStreamsPerClient, "max-streams-per-client", gateway.DefaultMaxStreamsPerClient, "streams one client may hold open on the node: per token subject, or per client address without a token (an IPv6 client per /64); "+
@@ -225,6 +227,10 @@ Flags:
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	case c.tlsCert != "" && n.H2C:
 		return nil, errors.New("--h2c is for plain-text listeners; with TLS, HTTP/2 is on already")
+	case n.BodyTimeout <= 0:
+		return nil, errors.New("--body-timeout must be positive")
+	case n.MinBodyRate < 0:
+		return nil, errors.New("--min-body-rate must not be negative")
 	case n.MaxConnections < 0:
 		return nil, errors.New("--max-connections must not be negative")
 	case n.MaxStreamsPerClient < 0:
@@ -236,8 +242,12 @@ Flags:
 	case n.DrainPeriod >= n.ShutdownTimeout:
 		return nil, fmt.Errorf("--drain-period (%v) must be shorter than --shutdown-timeout (%v)", n.DrainPeriod, n.ShutdownTimeout)
 	}
+	// 0 turns these off; in gateway.Config 0 takes the default.
 	if n.MaxStreamsPerClient == 0 {
-		n.MaxStreamsPerClient = -1 // unbounded; 0 in gateway.Config is the default
+		n.MaxStreamsPerClient = -1
+	}
+	if n.MinBodyRate == 0 {
+		n.MinBodyRate = -1
 	}
 	return c, nil
 }

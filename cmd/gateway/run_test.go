@@ -412,8 +412,9 @@ func TestParseServe_flagsEnvDefaults(t *testing.T) {
 	if got := fmt.Sprint(c.node.TrustedProxies); got != "[10.0.0.0/8 192.0.2.7/32 fd00::/8]" {
 		t.Fatalf("trusted proxies %s", got)
 	}
-	if c.node.MaxStreamsPerClient != 100 {
-		t.Fatalf("max streams per client %d, want the default 100", c.node.MaxStreamsPerClient)
+	if c.node.MaxStreamsPerClient != 100 || c.node.BodyTimeout != 30*time.Second || c.node.MinBodyRate != 1024 {
+		t.Fatalf("max streams per client %d, body timeout %v, min body rate %d; want the defaults 100, 30s, 1024",
+			c.node.MaxStreamsPerClient, c.node.BodyTimeout, c.node.MinBodyRate)
 	}
 	if c, err := parseServe([]string{"--max-streams-per-client", "0"}, func(string) string { return "" }, io.Discard); err != nil ||
 		c.node.MaxStreamsPerClient >= 0 {
@@ -431,6 +432,8 @@ func TestParseServe_flagsEnvDefaults(t *testing.T) {
 		{[]string{"--drain-period", "20s"}, nil, "--drain-period"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.local"}, nil, "--trusted-proxies"},
 		{[]string{"--max-streams-per-client", "-1"}, nil, "--max-streams-per-client"},
+		{[]string{"--body-timeout", "0s"}, nil, "--body-timeout"},
+		{[]string{"--min-body-rate", "-5"}, nil, "--min-body-rate"},
 		{[]string{"--nope"}, nil, ""},
 		{[]string{"extra"}, nil, ""},
 	}
