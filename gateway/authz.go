@@ -15,23 +15,28 @@ import (
 // The token sources, in order of precedence: the Authorization header (a
 // bearer token), then the cookie, then the query parameter. The first
 // source present is the only one used.
+const (
+	sourceHeader = "header"
+	sourceCookie = "cookie"
+	sourceQuery  = "query"
+)
 
-// subscriberToken finds a subscriber's token.
-func (s *Server) subscriberToken(c echo.Context) (string, *httpErr) {
+// subscriberToken finds a subscriber's token and says where it was.
+func (s *Server) subscriberToken(c echo.Context) (token, source string, herr *httpErr) {
 	if tok, present, err := bearer(c.Request()); present {
-		return tok, err
+		return tok, sourceHeader, err
 	}
 	if s.cfg.TokenCookie != "" {
 		if ck, err := c.Cookie(s.cfg.TokenCookie); err == nil && ck.Value != "" {
-			return ck.Value, nil
+			return ck.Value, sourceCookie, nil
 		}
 	}
 	if s.cfg.TokenQueryParam != "" {
 		if v := c.QueryParam(s.cfg.TokenQueryParam); v != "" {
-			return v, nil
+			return v, sourceQuery, nil
 		}
 	}
-	return "", nil
+	return "", "", nil
 }
 
 // bearer reads an Authorization: Bearer header.
@@ -71,12 +76,23 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 	if s.cfg.AllowAnonymous {
 		return time.Time{}, "", nil
 	}
-	token, herr := s.subscriberToken(c)
+	token, source, herr := s.subscriberToken(c)
 	if herr != nil {
 		return time.Time{}, "", herr
 	}
 	g, herr := s.grantFor(c, token)
 	if herr != nil {
+		// A browser sends its cookie (or its EventSource's URL, with a
+		// query token) on every reconnect, and an EventSource never retries
+		// after a 401: a stale token there would lock it out of topics
+		// anyone may read. So a request for public topics only is served
+		// as anonymous, whatever its cookie or query token says. An
+		// Authorization header is chosen by the client on every request:
+		// a bad one is answered 401, so the client learns and fixes it.
+		if source != sourceHeader && s.allPublic(topics) {
+			s.m.tokensIgnored.WithLabelValues(source).Inc()
+			return time.Time{}, "", nil
+		}
 		return time.Time{}, "", herr
 	}
 	var denied []string
@@ -95,6 +111,16 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 		return time.Time{}, "", &httpErr{http.StatusUnauthorized, "a token is required for: " + strings.Join(denied, ", ")}
 	}
 	return time.Time{}, "", &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
+}
+
+// allPublic reports whether anyone may subscribe to every one of topics.
+func (s *Server) allPublic(topics []string) bool {
+	for _, t := range topics {
+		if !s.cfg.PublicTopics.Allows(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // publisher is who sends a POST /publish: its grant (nil when anyone may

@@ -63,6 +63,7 @@ type metrics struct {
 	pubsubReconnects prometheus.Counter
 	published        *prometheus.CounterVec
 	authRefused      *prometheus.CounterVec
+	tokensIgnored    *prometheus.CounterVec
 	limited          *prometheus.CounterVec
 	heartbeats       prometheus.Counter
 	replays          *prometheus.CounterVec
@@ -110,6 +111,9 @@ func newMetrics() *metrics {
 			Help: "Requests refused by a configured limit, by limit."}, []string{"limit"}),
 		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refused_total",
 			Help: "Requests refused for want of a valid token (401) or of a grant (403)."}, []string{"status"}),
+		tokensIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_ignored_tokens_total",
+			Help: "Streams of public topics only served as anonymous although their cookie or query token was invalid (a stale cookie), by where the token was."},
+			[]string{"source"}),
 		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "heartbeats_total",
 			Help: "Heartbeat comments written to idle streams."}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "replays_total",
@@ -129,7 +133,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.heartbeats, m.replays, m.replayDuration, m.publishDuration, m.deliveryLatency, buildInfo())
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes, m.writes,
-		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused, m.limited,
+		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused, m.tokensIgnored, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for r := closeClient; r <= closeLimit; r++ {
 		m.closed.WithLabelValues(r.String())
@@ -139,6 +143,9 @@ func newMetrics() *metrics {
 	}
 	for _, v := range []string{"401", "403"} {
 		m.authRefused.WithLabelValues(v)
+	}
+	for _, v := range []string{sourceCookie, sourceQuery} {
+		m.tokensIgnored.WithLabelValues(v)
 	}
 	for _, r := range []string{replayReplayed, replayUpToDate, replayLost, replayError} {
 		m.replays.WithLabelValues(r)
