@@ -47,7 +47,7 @@ bench: deps
 ## fuzz: run every fuzz target for a while each (FUZZTIME, default 2m)
 FUZZTIME ?= 2m
 fuzz:
-	@for t in FuzzAppendBody FuzzDecodeCursor FuzzValidateTopic FuzzPublishBody; do \
+	@for t in FuzzAppendBody FuzzDecodeCursor FuzzValidateTopic FuzzPublishBody FuzzJSONText; do \
 		echo "== gateway $$t"; $(GO) test ./gateway -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	@echo "== auth FuzzPattern_Match"; $(GO) test ./auth -run '^$$' -fuzz '^FuzzPattern_Match$$' -fuzztime $(FUZZTIME)
 

@@ -390,6 +390,37 @@ func TestRun_publishCommandToRedis(t *testing.T) {
 	}
 }
 
+// TestRun_publishCommand_refusesInvalidUTF8: the CLI refuses data that is
+// not UTF-8, saying where, on both of its paths, and publishes nothing.
+func TestRun_publishCommand_refusesInvalidUTF8(t *testing.T) {
+	n := startRun(t, nil)
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"publish", "--url", n.url, "--topic", "t", "ok \xff\xfe bad"},
+		{"publish", "--url", n.url, "--topic", "t", "--type", "t\xc3", "x"},
+		{"publish", "--redis-url", srv.URL(), "--topic", "t", "ok \xff\xfe bad"},
+	} {
+		var out bytes.Buffer
+		err := run(ctx, args, func(string) string { return "" }, &out, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "not valid UTF-8: byte 0x") {
+			t.Errorf("run %q = %v (printed %q), want a refusal saying where", args, err, out.String())
+		}
+	}
+	if got := srv.Client().Exists(ctx, "sse:{t}:stream").Val(); got != 0 {
+		t.Error("an event was published to Redis")
+	}
+	res, err := http.Get(n.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if ok := metricValue(string(text), `ssegateway_publish_total{result="ok"}`); ok != 0 {
+		t.Errorf("the node published %v events", ok)
+	}
+}
+
 func TestRun_refusesAnonymousWithoutFlag(t *testing.T) {
 	srv := redistest.Start(t)
 	err := run(context.Background(), []string{"--addr", "127.0.0.1:0"},
