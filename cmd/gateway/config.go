@@ -58,6 +58,7 @@ func list(s string) []string {
 // them.
 type redisFlags struct {
 	url, sentinelMaster, sentinelAddrs, clusterAddrs, username, password string
+	passwordFile                                                         string
 }
 
 func (r *redisFlags) register(fs *flag.FlagSet, urlNote string) {
@@ -67,7 +68,28 @@ func (r *redisFlags) register(fs *flag.FlagSet, urlNote string) {
 	fs.StringVar(&r.sentinelAddrs, "redis-sentinel-addrs", "", "Sentinel: comma-separated sentinel host:port [GATEWAY_REDIS_SENTINEL_ADDRS]")
 	fs.StringVar(&r.clusterAddrs, "redis-cluster-addrs", "", "Redis Cluster: comma-separated seed nodes host:port (instead of a URL) [GATEWAY_REDIS_CLUSTER_ADDRS]")
 	fs.StringVar(&r.username, "redis-username", "", "Redis user, with --redis-password [GATEWAY_REDIS_USERNAME]")
-	fs.StringVar(&r.password, "redis-password", "", "Redis password, for a URL without one or the Sentinel or cluster flags (keeps it out of the URL) [GATEWAY_REDIS_PASSWORD]")
+	fs.StringVar(&r.password, "redis-password", "", "Redis password, for a URL without one or the Sentinel or cluster flags (keeps it out of the URL); "+
+		"prefer the variable or --redis-password-file: any user on the machine can read a process's flags [GATEWAY_REDIS_PASSWORD]")
+	fs.StringVar(&r.passwordFile, "redis-password-file", "", "file holding the Redis password (one line), instead of --redis-password [GATEWAY_REDIS_PASSWORD_FILE]")
+}
+
+// readPasswordFile fills the password from --redis-password-file.
+func (r *redisFlags) readPasswordFile() error {
+	if r.passwordFile == "" {
+		return nil
+	}
+	if r.password != "" {
+		return errors.New("--redis-password and --redis-password-file: give one")
+	}
+	b, err := os.ReadFile(r.passwordFile)
+	if err != nil {
+		return fmt.Errorf("--redis-password-file: %w", err)
+	}
+	r.password = strings.TrimRight(string(b), "\r\n")
+	if r.password == "" {
+		return fmt.Errorf("--redis-password-file: %s is empty", r.passwordFile)
+	}
+	return nil
 }
 
 func (r redisFlags) config() pubsub.RedisConfig {
@@ -157,7 +179,8 @@ Flags:
 	fs.DurationVar(&n.MaxConnectionAge, "max-connection-age", 0, "close each stream after this long (plus up to 20% jitter) so load rebalances after a scale-out; the client resumes on any node; 0 is off [GATEWAY_MAX_CONNECTION_AGE]")
 	fs.BoolVar(&n.AllowAnonymous, "insecure-no-auth", false, "allow anyone to subscribe and publish without credentials (implied in single-node mode unless a key is configured) [GATEWAY_INSECURE_NO_AUTH]")
 	a := &c.auth
-	fs.StringVar(&a.secret, "jwt-secret", "", "HMAC secret (at least 32 bytes) verifying HS256/384/512 tokens [GATEWAY_JWT_SECRET]")
+	fs.StringVar(&a.secret, "jwt-secret", "", "HMAC secret (at least 32 bytes) verifying HS256/384/512 tokens; "+
+		"prefer the variable or --jwt-secret-file: any user on the machine can read a process's flags [GATEWAY_JWT_SECRET]")
 	fs.StringVar(&a.secretFile, "jwt-secret-file", "", "file of HMAC secrets, one per line; a token signed with any is accepted (key rotation) [GATEWAY_JWT_SECRET_FILE]")
 	fs.StringVar(&a.publicKeys, "jwt-public-key", "", "comma-separated PEM files of public keys: RSA (RS*/PS*), ECDSA (ES*), Ed25519 (EdDSA) [GATEWAY_JWT_PUBLIC_KEY]")
 	fs.StringVar(&a.jwksURLs, "jwks-url", "", "comma-separated JWKS URLs, cached and refreshed hourly and on unknown kid [GATEWAY_JWKS_URL]")
@@ -196,6 +219,9 @@ Flags:
 		return nil, errUsage
 	}
 	if err := c.history.validate(); err != nil {
+		return nil, err
+	}
+	if err := c.redis.readPasswordFile(); err != nil {
 		return nil, err
 	}
 	var err error
@@ -268,6 +294,69 @@ func parsePrefixes(ss []string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap().WithZone(""), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// secretFlag reports whether a flag's value is a secret, never to be shown.
+func secretFlag(name string) bool {
+	switch name {
+	case "jwt-secret", "redis-password":
+		return true
+	}
+	return false
+}
+
+// redacted stands for a secret in what the node shows.
+const redacted = "REDACTED"
+
+// redactArgs is the command line with its secrets replaced: the values of
+// secret flags, and in any value that is a URL, its user information and
+// the values of query parameters named like a password.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case !strings.HasPrefix(a, "-") || a == "--":
+			out[i] = redactURL(a)
+		case secretFlag(name) && hasValue:
+			out[i] = a[:len(a)-len(value)] + redacted
+		case secretFlag(name):
+			out[i] = a
+			if i+1 < len(args) {
+				i++
+				out[i] = redacted
+			}
+		case hasValue:
+			out[i] = a[:len(a)-len(value)] + redactURL(value)
+		default:
+			out[i] = a
+		}
+	}
+	return out
+}
+
+// redactURL hides the credentials of v if it is a URL: everything between
+// the scheme and the last @, and the values of parameters whose name
+// contains "password" (redis-sentinel://…?sentinel_password=…).
+func redactURL(v string) string {
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return v
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		rest = redacted + rest[at:]
+	}
+	if base, query, ok := strings.Cut(rest, "?"); ok {
+		params := strings.Split(query, "&")
+		for i, p := range params {
+			if k, _, ok := strings.Cut(p, "="); ok && strings.Contains(strings.ToLower(k), "password") {
+				params[i] = k + "=" + redacted
+			}
+		}
+		rest = base + "?" + strings.Join(params, "&")
+	}
+	return scheme + "://" + rest
 }
 
 // envName is the environment variable behind a flag: GATEWAY_ + the flag

@@ -55,6 +55,9 @@ Flags:
 	if err := hist.validate(); err != nil {
 		return err
 	}
+	if err := rf.readPasswordFile(); err != nil {
+		return err
+	}
 	data := fs.Arg(0)
 	if data == "-" {
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, int64(hist.maxEvent)+1))

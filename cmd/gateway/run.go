@@ -131,7 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			ln.Close()
 			return fmt.Errorf("listen on %s (--admin-addr): %w", cfg.adminAddr, err)
 		}
-		stop := serveAdmin(aln, srv.AdminHandler(), logger)
+		stop := serveAdmin(aln, srv.AdminHandler(append([]string{os.Args[0]}, redactArgs(args)...)), logger)
 		defer stop()
 		logger.Info().Str("addr", aln.Addr().String()).Msg("admin listening")
 	}
