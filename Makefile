@@ -40,7 +40,7 @@ build:
 BENCHTIME ?= 1s
 SUITEFLAGS ?=
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 ./gateway/ ./auth/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 ./gateway/ ./gateway/fanout/ ./auth/
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./pubsub/
 	$(GO) run ./cmd/ssebench suite $(SUITEFLAGS)
 
@@ -53,12 +53,14 @@ SOAKFLAGS ?=
 soak: deps
 	$(GO) run ./cmd/ssebench soak --duration $(SOAK_DURATION) --streams $(SOAK_STREAMS) $(SOAKFLAGS)
 
-## fuzz: run every fuzz target for a while each (FUZZTIME, default 2m)
+## fuzz: run every fuzz target of every package for a while each (FUZZTIME, default 2m)
 FUZZTIME ?= 2m
 fuzz:
-	@for t in FuzzAppendBody FuzzDecodeCursor FuzzValidateTopic FuzzPublishBody FuzzJSONText; do \
-		echo "== gateway $$t"; $(GO) test ./gateway -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
-	@echo "== auth FuzzPattern_Match"; $(GO) test ./auth -run '^$$' -fuzz '^FuzzPattern_Match$$' -fuzztime $(FUZZTIME)
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; $(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+		done; \
+	done
 
 clean:
 	rm -rf bin

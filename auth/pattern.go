@@ -108,3 +108,67 @@ func (ps Patterns) Allows(topic string) bool {
 	}
 	return false
 }
+
+// Covers reports whether p matches every topic q matches: a grant of p
+// allows a subscription to the pattern q. It compares the two as token
+// sequences — a literal character, "*" (one or more characters other than
+// "/") or "**" (one or more of any) — in O(len(p) x len(q)): each of q's
+// tokens must be taken by one of p's that takes everything it stands for.
+// A topic (no wildcard) is covered exactly when p matches it.
+func (p Pattern) Covers(q Pattern) bool {
+	pt, qt := tokens(p.raw), tokens(q.raw)
+	// next[j] says whether the rest of p after the current token covers
+	// qt[j:]; as in match, cur is computed from it, back from p's end.
+	next := make([]bool, len(qt)+1)
+	cur := make([]bool, len(qt)+1)
+	next[len(qt)] = true
+	for i := len(pt) - 1; i >= 0; i-- {
+		cur[len(qt)] = false
+		for j := len(qt) - 1; j >= 0; j-- {
+			switch t := pt[i]; t {
+			case tokAny:
+				cur[j] = next[j+1] || cur[j+1]
+			case tokStar:
+				cur[j] = qt[j] != tokAny && qt[j] != '/' && (next[j+1] || cur[j+1])
+			default:
+				cur[j] = qt[j] == t && next[j+1]
+			}
+		}
+		next, cur = cur, next
+	}
+	return next[0]
+}
+
+// Pattern tokens: a byte for a literal character, or one of these.
+const (
+	tokStar = -1 // *
+	tokAny  = -2 // **
+)
+
+func tokens(s string) []int {
+	out := make([]int, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] != '*':
+			out = append(out, int(s[i]))
+		case i+1 < len(s) && s[i+1] == '*':
+			out = append(out, tokAny)
+			i++
+		default:
+			out = append(out, tokStar)
+		}
+	}
+	return out
+}
+
+// Covers reports whether one of the patterns covers q (see [Pattern.Covers]).
+// A pattern that only several of them cover together is not allowed: name
+// it in one grant.
+func (ps Patterns) Covers(q Pattern) bool {
+	for _, p := range ps {
+		if p.Covers(q) {
+			return true
+		}
+	}
+	return false
+}

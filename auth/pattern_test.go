@@ -1,6 +1,10 @@
 package auth
 
-import "testing"
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
 
 func TestPattern_Match(t *testing.T) {
 	cases := []struct {
@@ -76,4 +80,78 @@ func containsStar(s string) bool {
 		}
 	}
 	return false
+}
+
+func TestPattern_Covers(t *testing.T) {
+	cases := []struct {
+		grant, sub string
+		want       bool
+	}{
+		{"orders/*", "orders/*", true},
+		{"orders/**", "orders/*", true},
+		{"orders/**", "orders/**", true},
+		{"orders/**", "orders/*/items", true},
+		{"orders/42", "orders/*", false},
+		{"orders/*", "orders/**", false},
+		{"orders/*", "orders/*/items", false},
+		{"**", "orders/*", true},
+		{"*", "orders/*", false},
+		{"orders/*", "orders/4*", true},
+		{"orders/4*", "orders/*", false},
+		{"orders/*/items", "orders/*/items", true},
+		{"orders/*/*", "orders/*/items", true},
+		{"orders/*/items", "orders/*/*", false},
+		{"user:*/inbox", "user:*/inbox", true},
+		{"user:**", "user:4/*", true},
+		{"orders/*", "orders/42", true},
+		{"orders/*", "orders/42/x", false},
+		{"a**b", "a*b", true},
+		{"a*b", "a**b", false},
+	}
+	for _, c := range cases {
+		g, _ := ParsePattern(c.grant)
+		s, _ := ParsePattern(c.sub)
+		if got := g.Covers(s); got != c.want {
+			t.Errorf("%q covers %q = %v, want %v", c.grant, c.sub, got, c.want)
+		}
+	}
+}
+
+// TestPattern_Covers_sound: when a grant covers a subscription pattern,
+// every topic the subscription matches, the grant matches too. Random
+// patterns and topics over a small alphabet.
+func TestPattern_Covers_sound(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	atoms := []string{"a", "b", "/", "*", "**"}
+	chars := "ab/"
+	pat := func() string {
+		var sb strings.Builder
+		for range 1 + r.IntN(5) {
+			sb.WriteString(atoms[r.IntN(len(atoms))])
+		}
+		return sb.String()
+	}
+	covered := 0
+	for range 3000 {
+		gs, ss := pat(), pat()
+		g, err1 := ParsePattern(gs)
+		s, err2 := ParsePattern(ss)
+		if err1 != nil || err2 != nil || !g.Covers(s) {
+			continue
+		}
+		covered++
+		for range 200 {
+			var sb strings.Builder
+			for range 1 + r.IntN(6) {
+				sb.WriteByte(chars[r.IntN(len(chars))])
+			}
+			topic := sb.String()
+			if s.Match(topic) && !g.Match(topic) {
+				t.Fatalf("%q covers %q, but %q matches only the latter", gs, ss, topic)
+			}
+		}
+	}
+	if covered < 100 {
+		t.Fatalf("only %d covering pairs tried", covered)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/pubsub"
@@ -227,7 +228,7 @@ func runGoClient(ctx context.Context, t *testing.T, wg *sync.WaitGroup, tl *tall
 			switch ev.Type {
 			case "message":
 				tl.message(ev.Data, ev.LastEventID)
-			case pubsub.HistoryLostType:
+			case contract.HistoryLostType:
 				tl.historyLost(ev.Data)
 			}
 			if delay > 0 {
@@ -301,7 +302,7 @@ func runChaos(t *testing.T, kind string) {
 	time.Sleep(500 * time.Millisecond) // every stream's setup is done
 
 	rdb := srv.Client()
-	keys, _ := pubsub.NewKeys(pubsub.DefaultPrefix)
+	keys, _ := contract.NewKeys(contract.DefaultPrefix)
 	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	var published atomic.Int64
 	stopPub := make(chan struct{})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/pubsub"
@@ -223,7 +224,7 @@ func TestLoadBalancers_redisOutage(t *testing.T) {
 				waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
 			}
 			time.Sleep(500 * time.Millisecond) // the stream's setup completes once Redis answers
-			keys, _ := pubsub.NewKeys(pubsub.DefaultPrefix)
+			keys, _ := contract.NewKeys(contract.DefaultPrefix)
 			if _, err := pubsub.NewPublisher(srv.Client(), pubsub.PublisherConfig{Keys: keys}).
 				Publish(ctx, pubsub.Message{Topic: "outage", Data: "back"}); err != nil {
 				t.Fatal(err)

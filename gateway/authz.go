@@ -69,10 +69,11 @@ func (s *Server) grantFor(c echo.Context, token string) (*auth.Grant, *httpErr) 
 	return g, nil
 }
 
-// authorizeSubscribe decides whether the request may stream topics. It
-// returns the token's expiry (zero if none) and subject (empty if none),
-// or the refusal.
-func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time, string, *httpErr) {
+// authorizeSubscribe decides whether the request may stream items (topics
+// and patterns). A pattern needs a grant (or a public pattern) that covers
+// every topic it can match. It returns the token's expiry (zero if none)
+// and subject (empty if none), or the refusal.
+func (s *Server) authorizeSubscribe(c echo.Context, items []string) (time.Time, string, *httpErr) {
 	if s.cfg.AllowAnonymous {
 		return time.Time{}, "", nil
 	}
@@ -89,15 +90,15 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 		// as anonymous, whatever its cookie or query token says. An
 		// Authorization header is chosen by the client on every request:
 		// a bad one is answered 401, so the client learns and fixes it.
-		if source != sourceHeader && s.allPublic(topics) {
+		if source != sourceHeader && s.allPublic(items) {
 			s.m.tokensIgnored.WithLabelValues(source).Inc()
 			return time.Time{}, "", nil
 		}
 		return time.Time{}, "", herr
 	}
 	var denied []string
-	for _, t := range topics {
-		if s.cfg.PublicTopics.Allows(t) || g != nil && g.Subscribe.Allows(t) {
+	for _, t := range items {
+		if allows(s.cfg.PublicTopics, t) || g != nil && allows(g.Subscribe, t) {
 			continue
 		}
 		denied = append(denied, t)
@@ -113,14 +114,24 @@ func (s *Server) authorizeSubscribe(c echo.Context, topics []string) (time.Time,
 	return time.Time{}, "", &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
 }
 
-// allPublic reports whether anyone may subscribe to every one of topics.
-func (s *Server) allPublic(topics []string) bool {
-	for _, t := range topics {
-		if !s.cfg.PublicTopics.Allows(t) {
+// allPublic reports whether anyone may subscribe to every one of items.
+func (s *Server) allPublic(items []string) bool {
+	for _, t := range items {
+		if !allows(s.cfg.PublicTopics, t) {
 			return false
 		}
 	}
 	return true
+}
+
+// allows reports whether ps let a client subscribe to item: a topic they
+// match, or a pattern one of them covers.
+func allows(ps auth.Patterns, item string) bool {
+	if !isPattern(item) {
+		return ps.Allows(item)
+	}
+	p, err := auth.ParsePattern(item)
+	return err == nil && ps.Covers(p)
 }
 
 // publisher is who sends a POST /publish: its grant (nil when anyone may

@@ -102,6 +102,7 @@ func TestServer_authorization(t *testing.T) {
 	hour := time.Now().Add(time.Hour)
 	forA := token(t, []string{"a", "news/*"}, nil, hour)
 	forC := token(t, []string{"c"}, nil, hour)
+	forOrders := token(t, []string{"orders/**", "shop/42"}, nil, hour)
 	pub := token(t, nil, []string{"orders/**"}, hour)
 	expired := token(t, []string{"a"}, nil, time.Now().Add(-time.Hour))
 	cases := []request{
@@ -119,6 +120,13 @@ func TestServer_authorization(t *testing.T) {
 		{name: "expired token", path: "/events?topic=a", header: bearerHeader(expired), status: 401, mention: "expired"},
 		{name: "not a bearer header", path: "/events?topic=a", header: map[string]string{"Authorization": "Basic dTpw"}, status: 401, mention: "must be"},
 		{name: "cookie", path: "/events?topic=c", cookie: forC, status: 200},
+		{name: "pattern covered by a pattern grant", path: "/events?topic=orders/*", header: bearerHeader(forOrders), status: 200},
+		{name: "pattern covered, deeper", path: "/events?topic=orders/*/items", header: bearerHeader(forOrders), status: 200},
+		{name: "pattern the grant of one topic does not cover", path: "/events?topic=shop/*", header: bearerHeader(forOrders), status: 403, mention: "shop/*"},
+		{name: "pattern wider than its grant", path: "/events?topic=news/**", header: bearerHeader(forA), status: 403, mention: "news/**"},
+		{name: "pattern as wide as its grant", path: "/events?topic=news/*", header: bearerHeader(forA), status: 200},
+		{name: "public pattern", path: "/events?topic=public/*", status: 200},
+		{name: "pattern wider than public", path: "/events?topic=public/**", status: 401, mention: "public/**"},
 		{name: "header wins over cookie", path: "/events?topic=c", header: bearerHeader(forA), cookie: forC, status: 403, mention: "c"},
 		{name: "query token is off by default", path: "/events?topic=a&access_token=" + forA, status: 401},
 		{name: "publish without token", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, status: 401, mention: "bearer token"},
@@ -131,6 +139,7 @@ func TestServer_authorization(t *testing.T) {
 		// topics. An explicit Authorization header still gets its 401.
 		{name: "expired cookie, public topic", path: "/events?topic=public/x", cookie: expired, status: 200},
 		{name: "garbage cookie, public topics", path: "/events?topic=public/x&topic=public/y", cookie: "garbage", status: 200},
+		{name: "expired cookie, public pattern", path: "/events?topic=public/*", cookie: expired, status: 200},
 		{name: "expired cookie, public and private topics", path: "/events?topic=public/x&topic=a", cookie: expired, status: 401, mention: "expired"},
 		{name: "expired bearer header, public topic", path: "/events?topic=public/x", header: bearerHeader(expired), status: 401, mention: "expired"},
 		{name: "expired header wins over a good cookie", path: "/events?topic=public/x", header: bearerHeader(expired), cookie: forC, status: 401},
@@ -141,8 +150,8 @@ func TestServer_authorization(t *testing.T) {
 	if got := testGauge(n.srv.m.authRefused.WithLabelValues("403")); got < 5 {
 		t.Fatalf("auth_refused_total{status=403} = %v", got)
 	}
-	if got := testGauge(n.srv.m.tokensIgnored.WithLabelValues("cookie")); got != 2 {
-		t.Fatalf("auth_ignored_tokens_total{source=cookie} = %v, want 2", got)
+	if got := testGauge(n.srv.m.tokensIgnored.WithLabelValues("cookie")); got != 3 {
+		t.Fatalf("auth_ignored_tokens_total{source=cookie} = %v, want 3", got)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -36,7 +37,7 @@ func streamLogClient(t *testing.T, n *testNode, logs *lockedBuffer, header map[s
 		t.Fatalf("stream: %d", res.StatusCode)
 	}
 	var client string
-	waitFor(t, "the stream's log line", func() bool {
+	testutil.WaitFor(t, "the stream's log line", func() bool {
 		for _, line := range strings.Split(logs.String()[before:], "\n") {
 			var rec struct{ Message, Client string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Message == "stream opened" {

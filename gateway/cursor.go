@@ -4,7 +4,7 @@ import (
 	"hash/fnv"
 	"strings"
 
-	"github.com/ssegateway/ssegateway/replay"
+	"github.com/ssegateway/ssegateway/contract"
 )
 
 // The cursor is what a client gets in id: and sends back as Last-Event-ID.
@@ -41,9 +41,18 @@ func cursorTag(topic string) string {
 	return string(b[:])
 }
 
+// cursorTags returns the tags of topics.
+func cursorTags(topics []string) []string {
+	tags := make([]string, len(topics))
+	for i, t := range topics {
+		tags[i] = cursorTag(t)
+	}
+	return tags
+}
+
 // appendCursor appends the cursor for positions pos of a stream whose topics
 // have the given tags.
-func appendCursor(b []byte, tags []string, pos []replay.ID) []byte {
+func appendCursor(b []byte, tags []string, pos []contract.ID) []byte {
 	if len(tags) == 1 {
 		return pos[0].AppendTo(b)
 	}
@@ -104,7 +113,7 @@ const (
 
 type start struct {
 	kind startKind
-	id   replay.ID
+	id   contract.ID
 }
 
 // decodeCursor places each of the stream's topics from the cursor s. An
@@ -128,7 +137,7 @@ func decodeCursor(s string, tags []string) []start {
 	}
 	rest, multi := strings.CutPrefix(s, multiPrefix+".")
 	if !multi {
-		id, err := replay.ParseID(s)
+		id, err := contract.ParseID(s)
 		if err != nil || n != 1 {
 			// A bare id cannot say which of several topics it belongs to.
 			return invalid()
@@ -136,7 +145,7 @@ func decodeCursor(s string, tags []string) []start {
 		out[0] = start{kind: startAt, id: id}
 		return out
 	}
-	seen := make(map[string]replay.ID)
+	seen := make(map[string]contract.ID)
 	dup := make(map[string]bool)
 	for _, e := range strings.Split(rest, ".") {
 		if len(e) < tagLen+1 {
@@ -144,7 +153,7 @@ func decodeCursor(s string, tags []string) []start {
 		}
 		tag, num := e[:tagLen], e[tagLen:]
 		ms, seq, hasSeq := strings.Cut(num, "_")
-		var id replay.ID
+		var id contract.ID
 		var ok bool
 		if id.Ms, ok = parseBase62(ms); !ok {
 			return invalid()

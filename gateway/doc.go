@@ -1,12 +1,12 @@
 // Package gateway is the HTTP side of the SSE gateway and the only package
-// that knows HTTP: routes, the SSE stream handler and its wire format, the hub
-// that fans events out to streams, publish, health and metrics.
+// that knows HTTP: routes, the SSE stream handler and its writer, resume and
+// history-lost, the cursor, publish, auth middleware, health and metrics.
 //
 // Data flows from the node's Redis pub/sub subscription (package pubsub)
-// into the hub, which keeps each topic gap-free by reading the stream
-// (package replay) where pub/sub dropped something, encodes each event once
-// and appends it to the byte-bounded queue of every stream of that topic.
-// Each stream's own goroutine drains its queue in batches: one write and one
-// flush per batch, under a write deadline. A stream whose queue overflows is
-// closed with a retry hint and catches up from its cursor on reconnect.
+// into the fan-out (package gateway/fanout), which keeps each topic
+// gap-free, encodes each event once and appends it to the byte-bounded
+// outbox of every stream of that topic. Each stream's own goroutine drains
+// its outbox in batches: one write per batch, under a write deadline. A
+// stream whose outbox overflows is closed with a retry hint and catches up
+// from its cursor on reconnect.
 package gateway

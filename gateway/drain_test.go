@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -41,7 +42,7 @@ func TestServer_drain_inWaves(t *testing.T) {
 	n.waitStreams(t, streams)
 	start := time.Now()
 	go n.stop()
-	waitFor(t, "draining", n.srv.draining.Load)
+	testutil.WaitFor(t, "draining", n.srv.draining.Load)
 	res, err := http.Get(n.url + "/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestServer_maxConnectionAge(t *testing.T) {
 		n.publish(t, "age", fmt.Sprint(i))
 		time.Sleep(5 * time.Millisecond) // 600ms of publishing: several ages
 	}
-	waitFor(t, "all events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= events })
+	testutil.WaitFor(t, "all events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= events })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -110,10 +111,10 @@ func (s *Server) handlePublish(c echo.Context) error {
 	id, err := s.publish(req.Context(), pubsub.Message{Topic: topic, Type: typ, Data: data,
 		IdempotencyKey: req.Header.Get("Idempotency-Key")})
 	switch {
-	case errors.Is(err, pubsub.ErrTooLarge):
+	case errors.Is(err, contract.ErrTooLarge):
 		s.m.limited.WithLabelValues(limitEventSize).Inc()
 		return s.publishError(c, &httpErr{http.StatusRequestEntityTooLarge, err.Error()})
-	case errors.Is(err, pubsub.ErrInvalid):
+	case errors.Is(err, contract.ErrInvalid):
 		return s.publishError(c, badRequest(err.Error()))
 	case err != nil:
 		s.log.Warn().Err(err).Str("topic", topic).Msg("publish failed")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -210,7 +211,7 @@ func TestServer_maxStreamsPerClient(t *testing.T) {
 	}
 	// A stream ends: its client's slot is free again.
 	firstCancel()
-	waitFor(t, "the first stream to end", func() bool { return testGauge(n.srv.m.open) == 9 })
+	testutil.WaitFor(t, "the first stream to end", func() bool { return testGauge(n.srv.m.open) == 9 })
 	if !openCounted(t, ctx, eventsURL(n.url, "pub/y"), nil) {
 		t.Fatal("an anonymous stream was refused after one of the address's streams ended")
 	}

@@ -7,42 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// closeReason says why a stream ended; it is a metric label and a log field.
-type closeReason uint8
-
-const (
-	closeClient       closeReason = iota // the client went away
-	closeSlow                            // its queue overflowed: evicted
-	closeShutdown                        // the node is shutting down
-	closeWrite                           // a write failed or timed out
-	closeRedis                           // Redis failed during the stream's replay
-	closeMaxAge                          // the stream reached the maximum connection age
-	closeTokenExpired                    // the stream's token expired
-	closeLimit                           // the node was at its connection limit
-)
-
-func (r closeReason) String() string {
-	switch r {
-	case closeClient:
-		return "client"
-	case closeSlow:
-		return "slow"
-	case closeShutdown:
-		return "shutdown"
-	case closeWrite:
-		return "write_error"
-	case closeRedis:
-		return "redis_error"
-	case closeMaxAge:
-		return "max_age"
-	case closeTokenExpired:
-		return "token_expired"
-	case closeLimit:
-		return "limit"
-	}
-	return "unknown"
-}
-
 // metrics are the node's Prometheus metrics, on a registry of their own (no
 // global registry). Labels are bounded: never a topic or a client.
 type metrics struct {

@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -123,7 +124,7 @@ func TestMetrics_scenario(t *testing.T) {
 			t.Fatalf("fast client: event %d is %.20q", i, ev.Data)
 		}
 	}
-	waitFor(t, "slow client evicted", func() bool { return testGauge(n.srv.m.closed.WithLabelValues("slow")) == 1 })
+	testutil.WaitFor(t, "slow client evicted", func() bool { return testGauge(n.srv.m.closed.WithLabelValues("slow")) == 1 })
 
 	// The evicted client reads what reached it and resumes from there.
 	_ = slow.SetReadDeadline(time.Now().Add(30 * time.Second))

@@ -19,24 +19,22 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegateway/ssegateway/auth"
+	"github.com/ssegateway/ssegateway/contract"
+	"github.com/ssegateway/ssegateway/gateway/fanout"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
 
 // Config holds the node's settings. Zero fields take the defaults below.
 type Config struct {
-	Heartbeat    time.Duration // comment line after this much silence; 15s
-	Retry        time.Duration // reconnect delay sent to clients; 2s
-	WriteTimeout time.Duration // deadline of each write and flush; 10s
-	// WriteCoalesce is the least time between two writes to one stream:
-	// events arriving sooner are gathered into the next write. 0 writes
-	// every event at once; a few milliseconds cut system calls under load.
-	WriteCoalesce   time.Duration
-	MaxTopics       int   // topics per stream; 32
-	MaxTopicLen     int   // bytes per topic name; 256
-	MaxQueueBytes   int   // a stream's unsent bytes before eviction; 1 MiB
-	MaxPublishBytes int64 // POST /publish body size; 1 MiB
-	ReplayBatch     int64 // entries per history read; 512
+	Heartbeat       time.Duration // comment line after this much silence; 15s
+	Retry           time.Duration // reconnect delay sent to clients; 2s
+	WriteTimeout    time.Duration // deadline of each write and flush; 10s
+	MaxTopics       int           // topics per stream; 32
+	MaxTopicLen     int           // bytes per topic name; 256
+	MaxQueueBytes   int           // a stream's unsent bytes before eviction; 1 MiB
+	MaxPublishBytes int64         // POST /publish body size; 1 MiB
+	ReplayBatch     int64         // entries per history read; 512
 	// PositionCheck is how often the node compares every topic it serves
 	// with the newest id on record, to catch a pub/sub feed that went
 	// silent; 5s. Negative disables it.
@@ -148,7 +146,7 @@ func (c *Config) defaults() {
 		c.MaxTopics = 32
 	}
 	if c.MaxTopicLen == 0 {
-		c.MaxTopicLen = pubsub.MaxTopicLen
+		c.MaxTopicLen = contract.MaxTopicLen
 	}
 	if c.MaxQueueBytes == 0 {
 		c.MaxQueueBytes = 1 << 20
@@ -193,8 +191,8 @@ func (c *Config) validate() error {
 	case c.MaxTopics < 0 || c.MaxTopicLen < 0 || c.MaxQueueBytes < 0 || c.MaxPublishBytes < 0 || c.ReplayBatch < 0 ||
 		c.MaxConnections < 0 || c.PublishRate < 0 || c.PublishBurst < 0 || c.MaxStreamsPerConnection < 0 || c.SendBuffer < 0:
 		return errors.New("limits must not be negative")
-	case c.MaxTopicLen > pubsub.MaxTopicLen:
-		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, pubsub.MaxTopicLen)
+	case c.MaxTopicLen > contract.MaxTopicLen:
+		return fmt.Errorf("max topic length %d is over the contract's %d", c.MaxTopicLen, contract.MaxTopicLen)
 	case !c.AllowAnonymous && c.Auth == nil:
 		return errors.New("no authentication is configured; configure token verification or allow anonymous access explicitly (--insecure-no-auth)")
 	case c.CORSCredentials && slices.Contains(c.CORSOrigins, "*"):
@@ -204,7 +202,7 @@ func (c *Config) validate() error {
 }
 
 // Publisher publishes one event and returns its id; *pubsub.Publisher
-// implements it. Errors wrapping pubsub.ErrInvalid or pubsub.ErrTooLarge are
+// implements it. Errors wrapping contract.ErrInvalid or contract.ErrTooLarge are
 // the caller's fault; any other error is Redis's.
 type Publisher interface {
 	Publish(ctx context.Context, m pubsub.Message) (string, error)
@@ -237,9 +235,11 @@ type Server struct {
 	sub   Subscriber
 	hist  replay.Store
 	ping  func(ctx context.Context) error
-	hub   *hub
+	hub   *fanout.Hub
 	reads *readGroup
 	m     *metrics
+	// streamDeps is what the node lends its streams.
+	streamDeps *streamDeps
 
 	publishLimit *rateLimiter    // nil: unbounded
 	batch        *publishBatcher // nil when the Publisher cannot batch
@@ -249,9 +249,9 @@ type Server struct {
 	draining atomic.Bool
 
 	streamsMu sync.Mutex
-	streams   map[*stream]struct{} // open streams; nil once draining
-	perClient map[string]int       // open streams per client key (stream.key)
-	detached  sync.WaitGroup       // streams running after their handler returned
+	streams   map[*stream]string // open streams, with their client's key; nil once draining
+	perClient map[string]int     // open streams per client key (clientKey)
+	detached  sync.WaitGroup     // streams running after their handler returned
 }
 
 // NewServer validates cfg and builds a node. It starts nothing.
@@ -266,12 +266,21 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: d.Logger, pub: d.Publisher, sub: d.Subscriber, hist: d.History, ping: d.Ping,
 		m:         newMetrics(),
-		streams:   make(map[*stream]struct{}),
+		streams:   make(map[*stream]string),
 		perClient: make(map[string]int),
 	}
-	s.hub = newHub(d.Subscriber, d.History, d.Logger.With().Str("component", "hub").Logger(), s.m,
-		cfg.UnsubscribeGrace, max(cfg.PositionCheck, 0), cfg.ReplayBatch)
+	s.hub = fanout.New(fanout.Config{
+		Grace: cfg.UnsubscribeGrace, Check: max(cfg.PositionCheck, 0), Batch: cfg.ReplayBatch,
+		Logger: d.Logger.With().Str("component", "hub").Logger(),
+		Counters: fanout.Counters{Received: s.m.received, Repaired: s.m.repaired, HistoryLost: s.m.historyLost,
+			Stalls: s.m.stalls, Disconnects: s.m.pubsubReconnects, Sources: s.m.topics},
+	}, d.Subscriber, d.History)
 	s.reads = newReadGroup(d.History, cfg.MaxReplayReads, s.m)
+	s.streamDeps = &streamDeps{
+		heartbeat: cfg.Heartbeat, retry: cfg.Retry, writeTimeout: cfg.WriteTimeout,
+		maxAge: cfg.MaxConnectionAge, batch: cfg.ReplayBatch,
+		log: d.Logger, m: s.m, hub: s.hub, reads: s.reads,
+	}
 	if cfg.PublishRate > 0 {
 		s.publishLimit = newRateLimiter(cfg.PublishRate, max(cfg.PublishBurst, 1))
 	}
@@ -308,7 +317,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.log.Error().Err(err).Msg("pub/sub subscriber stopped")
 		}
 	})
-	wg.Go(func() { s.hub.run(bg) })
+	wg.Go(func() { s.hub.Run(bg) })
 	if s.batch != nil {
 		s.batch.run(bg, &wg)
 	}
@@ -376,25 +385,25 @@ func (s *Server) publish(ctx context.Context, m pubsub.Message) (string, error) 
 	return s.pub.Publish(ctx, m)
 }
 
-// register adds a stream to the open set. It refuses, saying why, when the
-// node is draining, when the stream's client already holds
-// MaxStreamsPerClient streams, or when the node holds MaxConnections;
-// refusals by a limit are counted.
-func (s *Server) register(st *stream) (bool, closeReason) {
+// register adds a stream of the client named key (clientKey) to the open
+// set. It refuses, saying why, when the node is draining, when the client
+// already holds MaxStreamsPerClient streams, or when the node holds
+// MaxConnections; refusals by a limit are counted.
+func (s *Server) register(st *stream, key string) (bool, closeReason) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
 	switch {
 	case s.streams == nil:
 		return false, closeShutdown
-	case s.cfg.MaxStreamsPerClient > 0 && s.perClient[st.key] >= s.cfg.MaxStreamsPerClient:
+	case s.cfg.MaxStreamsPerClient > 0 && s.perClient[key] >= s.cfg.MaxStreamsPerClient:
 		s.m.limited.WithLabelValues(limitStreamsPerClient).Inc()
 		return false, closeLimit
 	case s.cfg.MaxConnections > 0 && len(s.streams) >= s.cfg.MaxConnections:
 		s.m.limited.WithLabelValues(limitConnections).Inc()
 		return false, closeLimit
 	}
-	s.streams[st] = struct{}{}
-	s.perClient[st.key]++
+	s.streams[st] = key
+	s.perClient[key]++
 	return true, 0
 }
 
@@ -404,17 +413,17 @@ func (s *Server) queuedBytes() int {
 	defer s.streamsMu.Unlock()
 	n := 0
 	for st := range s.streams {
-		n += st.conn.queuedBytes()
+		n += st.box.QueuedBytes()
 	}
 	return n
 }
 
-func (s *Server) unregister(st *stream) {
+func (s *Server) unregister(st *stream, key string) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
 	delete(s.streams, st)
-	if s.perClient[st.key]--; s.perClient[st.key] <= 0 {
-		delete(s.perClient, st.key)
+	if s.perClient[key]--; s.perClient[key] <= 0 {
+		delete(s.perClient, key)
 	}
 }
 
@@ -463,12 +472,6 @@ func (s *Server) drain(ctx context.Context) {
 			return
 		}
 	}
-}
-
-// jitteredRetry is the reconnect delay for streams the node ends itself:
-// between 1x and 2x the configured retry.
-func (s *Server) jitteredRetry() time.Duration {
-	return s.cfg.Retry + rand.N(s.cfg.Retry+1)
 }
 
 // httpErrorLog sends net/http's own error log to zerolog.

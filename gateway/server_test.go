@@ -17,12 +17,14 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
@@ -53,7 +55,7 @@ func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...fu
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	keys, _ := pubsub.NewKeys("t:")
+	keys, _ := contract.NewKeys("t:")
 	pcfg.Keys = keys
 	pub := pubsub.NewPublisher(rdb, pcfg)
 	o := nodeOptions{logger: zerolog.Nop(), pingInterval: 50 * time.Millisecond}
@@ -166,8 +168,8 @@ func (c *collector) next(t *testing.T) sseclient.Event {
 // events published after this are the stream's.
 func (n *testNode) waitStreams(t *testing.T, want int) {
 	t.Helper()
-	waitFor(t, "streams live", func() bool {
-		return int(testGauge(n.srv.m.open)) == want && n.srv.hub.allLive()
+	testutil.WaitFor(t, "streams live", func() bool {
+		return int(testGauge(n.srv.m.open)) == want && n.srv.hub.AllLive()
 	})
 }
 
@@ -277,10 +279,18 @@ func TestServer_events_trimmedCursorGivesHistoryLost(t *testing.T) {
 	for i := 1; i < 300; i++ { // MAXLEN ~ trims whole macro nodes: publish well past one
 		n.publish(t, "a", fmt.Sprint(i))
 	}
+	kept, _ := n.rdb.XRange(context.Background(), "t:{a}:stream", "-", "+").Result()
 	c := subscribe(t, eventsURL(n.url, "a"), first)
 	ev := c.next(t)
-	if ev.Type != "history-lost" || !strings.Contains(ev.Data, `"reason":"trimmed"`) {
-		t.Fatalf("got %+v", ev)
+	if ev.Type != "history-lost" || !strings.Contains(ev.Data, `"reason":"trimmed"`) ||
+		ev.LastEventID != kept[0].Values["p"] {
+		t.Fatalf("got %+v, want history-lost placed before the oldest retained event (%v)", ev, kept[0])
+	}
+	// Every retained event follows the loss: none that survived is skipped.
+	for _, k := range kept {
+		if ev := c.next(t); ev.LastEventID != k.ID || ev.Data != k.Values["d"] {
+			t.Fatalf("after history-lost got %+v, want retained %v", ev, k)
+		}
 	}
 	n.waitStreams(t, 1)
 	n.publish(t, "a", "live")
@@ -383,7 +393,7 @@ func TestServer_publish(t *testing.T) {
 	}
 }
 
-func testGauge(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+func testGauge(c prometheus.Collector) float64 { return promtest.ToFloat64(c) }
 
 func TestServer_Serve_shutdownEndsStreamsWithRetry(t *testing.T) {
 	n := startNode(t, Config{Retry: time.Second}, pubsub.PublisherConfig{})
@@ -422,9 +432,9 @@ func TestServer_readyz(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	waitFor(t, "ready", func() bool { c, _ := status("/readyz"); return c == 200 })
+	testutil.WaitFor(t, "ready", func() bool { c, _ := status("/readyz"); return c == 200 })
 	mr.Close()
-	waitFor(t, "unready", func() bool { c, b := status("/readyz"); return c == 503 && strings.Contains(b, "unreach") })
+	testutil.WaitFor(t, "unready", func() bool { c, b := status("/readyz"); return c == 503 && strings.Contains(b, "unreach") })
 	if c, _ := status("/healthz"); c != 200 {
 		t.Fatalf("healthz %d while Redis is down: liveness must not depend on Redis", c)
 	}
@@ -495,7 +505,7 @@ func TestServer_events_takenOverConnection(t *testing.T) {
 		t.Fatalf("%+v %v", ev, err)
 	}
 	c.Close()
-	waitFor(t, "the stream to notice its client left", func() bool {
+	testutil.WaitFor(t, "the stream to notice its client left", func() bool {
 		return testGauge(n.srv.m.open) == 0 && testGauge(n.srv.m.closed.WithLabelValues("client")) == 1
 	})
 }

@@ -120,7 +120,7 @@ func TestServer_sendBuffer(t *testing.T) {
 	n.srv.streamsMu.Lock()
 	var conn net.Conn
 	for st := range n.srv.streams {
-		conn = st.out.(connSink).conn
+		conn = st.sink.(connSink).conn
 	}
 	n.srv.streamsMu.Unlock()
 	raw, err := conn.(*net.TCPConn).SyscallConn()

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
@@ -63,7 +64,7 @@ func BenchmarkPublish(b *testing.B) {
 	for _, tp := range benchTopologies() {
 		b.Run(tp.name, func(b *testing.B) {
 			rdb, servers := tp.start(b)
-			keys, _ := pubsub.NewKeys("b:")
+			keys, _ := contract.NewKeys("b:")
 			pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys, Sharded: tp.sharded})
 			var n atomic.Int64
 			b.SetParallelism(32) // x GOMAXPROCS publishers
@@ -89,9 +90,9 @@ type countingHandler struct {
 	events, subs atomic.Int64
 }
 
-func (h *countingHandler) HandleEvent(string, pubsub.Envelope) { h.events.Add(1) }
-func (h *countingHandler) HandleSubscribed(string)             { h.subs.Add(1) }
-func (h *countingHandler) HandleDisconnected(error)            {}
+func (h *countingHandler) HandleEvent(string, contract.Envelope) { h.events.Add(1) }
+func (h *countingHandler) HandleSubscribed(string)               { h.subs.Add(1) }
+func (h *countingHandler) HandleDisconnected(error)              {}
 
 // BenchmarkFanIn: events per second from 64 concurrent publishers to a
 // gateway node's subscription (the node's whole intake), 1,000 topics, on
@@ -101,7 +102,7 @@ func BenchmarkFanIn(b *testing.B) {
 	for _, tp := range benchTopologies() {
 		b.Run(tp.name, func(b *testing.B) {
 			rdb, servers := tp.start(b)
-			keys, _ := pubsub.NewKeys("b:")
+			keys, _ := contract.NewKeys("b:")
 			cfg := pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop()}
 			var sub interface {
 				Subscribe(...string)

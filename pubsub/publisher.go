@@ -3,7 +3,6 @@ package pubsub
 import (
 	"context"
 	"crypto/rand"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,30 +10,28 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ssegateway/ssegateway/contract"
 )
-
-//go:embed publish.lua
-var publishLua string
-
-// PublishScript returns the Lua source of the publish contract, for services
-// that publish with their own Redis client.
-func PublishScript() string { return publishLua }
 
 // Defaults applied by [NewPublisher] to zero fields of [PublisherConfig].
 const (
 	DefaultMaxLen       = 10000
+	DefaultFeedMaxLen   = 100000
 	DefaultMaxAge       = 24 * time.Hour
 	DefaultMaxDataBytes = 64 << 10
 )
 
 // PublisherConfig configures a [Publisher]. Zero fields take the defaults
-// above; a negative MaxLen, MaxAge or MaxDataBytes means "no limit".
+// above; a negative MaxLen, FeedMaxLen, MaxAge or MaxDataBytes means "no
+// limit".
 type PublisherConfig struct {
-	Keys         Keys
+	Keys         contract.Keys
 	MaxLen       int64         // entries kept per topic stream (approximate)
+	FeedMaxLen   int64         // entries kept per feed stream (approximate)
 	MaxAge       time.Duration // age of entries kept, and stream expiry
 	MaxDataBytes int           // largest data accepted
-	MaxTopicLen  int           // longest topic accepted; 0 means MaxTopicLen
+	MaxTopicLen  int           // longest topic accepted; 0 means contract.MaxTopicLen
 	Sharded      bool          // SPUBLISH instead of PUBLISH (Redis Cluster)
 	// IdempotencyTTL is how long a publish's idempotency record lives:
 	// a repeat with the same key within it publishes nothing. Default 1m.
@@ -58,14 +55,15 @@ type Message struct {
 // Publisher publishes events through the publish script. It is safe for
 // concurrent use and starts no goroutines.
 type Publisher struct {
-	rdb     redis.Scripter
-	cfg     PublisherConfig
-	script  *redis.Script
-	maxLen  string
-	maxAge  string
-	command string
-	idemTTL string
-	loaded  atomic.Bool // the script is known to be in Redis's cache (for PublishMany)
+	rdb        redis.Scripter
+	cfg        PublisherConfig
+	script     *redis.Script
+	maxLen     string
+	feedMaxLen string
+	maxAge     string
+	command    string
+	idemTTL    string
+	loaded     atomic.Bool // the script is known to be in Redis's cache (for PublishMany)
 }
 
 // NewPublisher returns a Publisher that runs the script on rdb.
@@ -73,14 +71,18 @@ func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
 	if cfg.MaxLen == 0 {
 		cfg.MaxLen = DefaultMaxLen
 	}
+	if cfg.FeedMaxLen == 0 {
+		cfg.FeedMaxLen = DefaultFeedMaxLen
+	}
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = DefaultMaxAge
 	}
 	if cfg.MaxDataBytes == 0 {
 		cfg.MaxDataBytes = DefaultMaxDataBytes
 	}
-	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(publishLua), command: "PUBLISH"}
+	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(contract.PublishScript()), command: "PUBLISH"}
 	p.maxLen = strconv.FormatInt(max(cfg.MaxLen, 0), 10)
+	p.feedMaxLen = strconv.FormatInt(max(cfg.FeedMaxLen, 0), 10)
 	p.maxAge = strconv.FormatInt(max(cfg.MaxAge.Milliseconds(), 0), 10)
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = time.Minute
@@ -93,27 +95,27 @@ func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
 }
 
 // Validate checks m against the contract and the configured limits without
-// touching Redis. Errors wrap [ErrInvalid] or [ErrTooLarge].
+// touching Redis. Errors wrap [contract.ErrInvalid] or [contract.ErrTooLarge].
 func (p *Publisher) Validate(m Message) error {
-	if err := ValidateTopic(m.Topic, p.cfg.MaxTopicLen); err != nil {
+	if err := contract.ValidateTopic(m.Topic, p.cfg.MaxTopicLen); err != nil {
 		return err
 	}
-	if err := ValidateType(m.Type); err != nil {
+	if err := contract.ValidateType(m.Type); err != nil {
 		return err
 	}
 	if m.IdempotencyKey != "" {
-		if err := ValidateIdempotencyKey(m.IdempotencyKey); err != nil {
+		if err := contract.ValidateIdempotencyKey(m.IdempotencyKey); err != nil {
 			return err
 		}
 	}
-	return ValidateData(m.Data, p.cfg.MaxDataBytes)
+	return contract.ValidateData(m.Data, p.cfg.MaxDataBytes)
 }
 
 // Publish validates m and runs the publish script (EVALSHA, falling back to
 // EVAL when Redis does not have it cached). It returns the new event id.
 // Validation errors are returned as [Publisher.Validate] gives them: they
-// say what is wrong in words fit for a client and match [ErrInvalid] or
-// [ErrTooLarge]. Other errors come from Redis.
+// say what is wrong in words fit for a client and match [contract.ErrInvalid] or
+// [contract.ErrTooLarge]. Other errors come from Redis.
 func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	if err := p.Validate(m); err != nil {
 		return "", err
@@ -127,12 +129,18 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (string, error) {
 	return id, nil
 }
 
-// scriptArgs are the publish script's keys and arguments for m.
+// scriptArgs are the publish script's keys and arguments for m: a topic
+// under a first path segment also goes to that segment's feed.
 func (p *Publisher) scriptArgs(m Message) ([]string, []any) {
 	key, ttl := p.idempotency(m)
 	k := p.cfg.Keys
-	return []string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)},
-		[]any{m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl}
+	keys := []string{k.Stream(m.Topic), k.Last(m.Topic), k.Channel(m.Topic), k.Idempotency(m.Topic, key)}
+	args := []any{m.Type, m.Data, p.maxLen, p.maxAge, p.command, ttl}
+	if feed, ok := contract.FeedOf(m.Topic); ok {
+		keys = append(keys, k.Stream(feed), k.Last(feed), k.Channel(feed))
+		args = append(args, m.Topic, p.feedMaxLen)
+	}
+	return keys, args
 }
 
 // failed reacts to a publish that failed with err. A cluster client keeps
@@ -156,7 +164,7 @@ type pipeliner interface {
 // PublishMany publishes msgs in one round trip (a pipeline of EVALSHA; on
 // a cluster, one per shard), in order: events of one topic get increasing
 // ids in the order given. It returns, per message, its id or its error: a
-// message that fails validation (wrapping [ErrInvalid] or [ErrTooLarge]) is
+// message that fails validation (wrapping [contract.ErrInvalid] or [contract.ErrTooLarge]) is
 // not sent, and does not stop the others. Messages Redis refused for want
 // of the script (its cache was flushed, as by a restart) are sent once more
 // after loading it.

@@ -15,75 +15,13 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
-	"github.com/ssegateway/ssegateway/replay"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func TestValidateTopic(t *testing.T) {
-	ok := []string{"a", "orders/123", "user:42", "news.world", "a-b_c.d:e/f@g=h+i~j", strings.Repeat("x", 256)}
-	for _, s := range ok {
-		if err := pubsub.ValidateTopic(s, 0); err != nil {
-			t.Errorf("ValidateTopic(%q) = %v, want ok", s, err)
-		}
-	}
-	bad := []string{"", "a{b", "a}b", "{a}", "a b", "a*", "a?", "a[b]", "a\nb", "a\x00b", "é", "a,b", "a\\b",
-		"a%b", "a#b", "a\"b", strings.Repeat("x", 257)}
-	for _, s := range bad {
-		err := pubsub.ValidateTopic(s, 0)
-		if !errors.Is(err, pubsub.ErrInvalid) {
-			t.Errorf("ValidateTopic(%q) = %v, want ErrInvalid", s, err)
-		}
-	}
-	if err := pubsub.ValidateTopic("abcd", 3); err == nil || !strings.Contains(err.Error(), "at most 3") {
-		t.Errorf("max length not applied: %v", err)
-	}
-}
-
-func TestKeys(t *testing.T) {
-	k, err := pubsub.NewKeys("app:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := k.Stream("a/b"); got != "app:{a/b}:stream" {
-		t.Fatal(got)
-	}
-	if got := k.Channel("a/b"); got != "app:{a/b}:events" {
-		t.Fatal(got)
-	}
-	if topic, ok := k.TopicOf(k.Channel("a/b")); !ok || topic != "a/b" {
-		t.Fatal(topic, ok)
-	}
-	for _, ch := range []string{"other:{a}:events", "app:{a}:stream", "app:{}:events", "app:a:events"} {
-		if _, ok := k.TopicOf(ch); ok {
-			t.Errorf("TopicOf(%q) accepted", ch)
-		}
-	}
-	for _, p := range []string{"a{", "}", "a b", "x\n", strings.Repeat("p", 65)} {
-		if _, err := pubsub.NewKeys(p); err == nil {
-			t.Errorf("NewKeys(%q) accepted", p)
-		}
-	}
-}
-
-func TestEnvelope_roundTrip(t *testing.T) {
-	for _, e := range []pubsub.Envelope{
-		{ID: "1-0", Prev: "0-0", Data: ""},
-		{ID: "5-2", Prev: "5-1", Type: "t", Data: "a\nb\n\n1\nx"},
-	} {
-		got, err := pubsub.ParseEnvelope(e.String())
-		if err != nil || got != e {
-			t.Fatalf("round trip of %+v: %+v, %v", e, got, err)
-		}
-	}
-	for _, bad := range []string{"", "1", "2\n1-0\n0-0\n\nx", "1\n\n0-0\n\nx", "1\n1-0\n0-0"} {
-		if _, err := pubsub.ParseEnvelope(bad); err == nil {
-			t.Errorf("ParseEnvelope(%q) accepted", bad)
-		}
-	}
-}
 
 // publishers returns a real Redis and a miniredis client, so the script is
 // held to both.
@@ -99,7 +37,7 @@ func TestPublisher_Publish_contract(t *testing.T) {
 	for name, rdb := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			keys, _ := pubsub.NewKeys("c:")
+			keys, _ := contract.NewKeys("c:")
 			ps := rdb.Subscribe(ctx, keys.Channel("a"))
 			defer ps.Close()
 			if _, err := ps.Receive(ctx); err != nil {
@@ -120,13 +58,13 @@ func TestPublisher_Publish_contract(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				env, err := pubsub.ParseEnvelope(msg.Payload)
-				want := pubsub.Envelope{ID: id, Prev: prev, Type: typ, Data: fmt.Sprintf("d%d\nx", i)}
+				env, err := contract.ParseEnvelope(msg.Payload)
+				want := contract.Envelope{ID: id, Prev: prev, Type: typ, Data: fmt.Sprintf("d%d\nx", i)}
 				if err != nil || env != want {
 					t.Fatalf("envelope %+v (%v), want %+v", env, err, want)
 				}
-				p1, _ := replay.ParseID(prev)
-				p2, _ := replay.ParseID(id)
+				p1, _ := contract.ParseID(prev)
+				p2, _ := contract.ParseID(id)
 				if !p1.Less(p2) {
 					t.Fatalf("id %s does not follow %s", id, prev)
 				}
@@ -153,7 +91,7 @@ func TestPublisher_Publish_contract(t *testing.T) {
 func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	keys, _ := pubsub.NewKeys("")
+	keys, _ := contract.NewKeys("")
 	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	future := fmt.Sprintf("%d-5", time.Now().Add(time.Hour).UnixMilli())
 	rdb.Set(ctx, keys.Last("a"), future, 0)
@@ -161,8 +99,8 @@ func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := replay.ParseID(future)
-	if got, _ := replay.ParseID(id); got != (replay.ID{Ms: f.Ms, Seq: 6}) {
+	f, _ := contract.ParseID(future)
+	if got, _ := contract.ParseID(id); got != (contract.ID{Ms: f.Ms, Seq: 6}) {
 		t.Fatalf("id %s, want %d-6", id, f.Ms)
 	}
 	// The :last record lost but the stream kept: continue after its newest.
@@ -171,7 +109,7 @@ func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := replay.ParseID(id2); got != (replay.ID{Ms: f.Ms, Seq: 7}) {
+	if got, _ := contract.ParseID(id2); got != (contract.ID{Ms: f.Ms, Seq: 7}) {
 		t.Fatalf("id %s, want %d-7", id2, f.Ms)
 	}
 }
@@ -179,7 +117,7 @@ func TestPublisher_Publish_idsIncreaseAfterExpiry(t *testing.T) {
 func TestPublisher_Publish_scriptFlushed(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	keys, _ := pubsub.NewKeys("")
+	keys, _ := contract.NewKeys("")
 	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "1"}); err != nil {
 		t.Fatal(err)
@@ -195,14 +133,14 @@ func TestPublisher_Publish_rejects(t *testing.T) {
 	cases := map[string]pubsub.Message{
 		"topic":        {Topic: "a{b}", Data: "x"},
 		"type":         {Topic: "a", Type: "x\ry", Data: "x"},
-		"reserved":     {Topic: "a", Type: pubsub.HistoryLostType, Data: "x"},
+		"reserved":     {Topic: "a", Type: contract.HistoryLostType, Data: "x"},
 		"utf8":         {Topic: "a", Data: "\xff"},
 		"size":         {Topic: "a", Data: "12345"},
 		"type too big": {Topic: "a", Type: strings.Repeat("t", 129), Data: "x"},
 	}
 	for name, m := range cases {
 		_, err := p.Publish(context.Background(), m) // rejected before any Redis call (rdb is nil)
-		if !errors.Is(err, pubsub.ErrInvalid) && !errors.Is(err, pubsub.ErrTooLarge) {
+		if !errors.Is(err, contract.ErrInvalid) && !errors.Is(err, contract.ErrTooLarge) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -216,7 +154,7 @@ type recorder struct {
 	disc   int
 }
 
-func (r *recorder) HandleEvent(topic string, e pubsub.Envelope) {
+func (r *recorder) HandleEvent(topic string, e contract.Envelope) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, topic+"="+e.Data)
@@ -240,17 +178,6 @@ func (r *recorder) snapshot() (events, subs []string, disc int) {
 	return append([]string(nil), r.events...), append([]string(nil), r.subs...), r.disc
 }
 
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func count(list []string, s string) int {
 	n := 0
 	for _, x := range list {
@@ -268,7 +195,7 @@ func TestSubscriber_Run_resubscribesAfterRedisRestart(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
-	keys, _ := pubsub.NewKeys("r:")
+	keys, _ := contract.NewKeys("r:")
 	sub := pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, PingInterval: 100 * time.Millisecond,
 		MaxBackoff: 100 * time.Millisecond, Logger: zerolog.Nop()})
 	rec := &recorder{}
@@ -282,30 +209,30 @@ func TestSubscriber_Run_resubscribesAfterRedisRestart(t *testing.T) {
 		}
 	}()
 	sub.Subscribe("a", "b")
-	waitFor(t, "subscriptions", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 && count(s, "b") == 1 })
-	waitFor(t, "healthy", sub.Healthy)
+	testutil.WaitFor(t, "subscriptions", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 && count(s, "b") == 1 })
+	testutil.WaitFor(t, "healthy", sub.Healthy)
 	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "a", Data: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "event 1", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=1") == 1 })
+	testutil.WaitFor(t, "event 1", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=1") == 1 })
 
 	srv.Kill()
-	waitFor(t, "disconnect", func() bool { _, _, d := rec.snapshot(); return d >= 1 })
+	testutil.WaitFor(t, "disconnect", func() bool { _, _, d := rec.snapshot(); return d >= 1 })
 	if sub.Healthy() {
 		t.Fatal("healthy while Redis is down")
 	}
 	sub.Unsubscribe("b") // interest changes while down are applied on reconnect
 	srv.Restart()
-	waitFor(t, "resubscription", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
-	waitFor(t, "healthy again", sub.Healthy)
+	testutil.WaitFor(t, "resubscription", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
+	testutil.WaitFor(t, "healthy again", sub.Healthy)
 	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "a", Data: "2"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pub.Publish(ctx, pubsub.Message{Topic: "b", Data: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "event 2", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=2") == 1 })
+	testutil.WaitFor(t, "event 2", func() bool { e, _, _ := rec.snapshot(); return count(e, "a=2") == 1 })
 	time.Sleep(100 * time.Millisecond)
 	if e, s, _ := rec.snapshot(); count(e, "b=x") != 0 || count(s, "b") != 1 {
 		t.Fatalf("b was unsubscribed but: events %v subs %v", e, s)
@@ -325,17 +252,17 @@ func TestSubscriber_Subscribe_reconfirms(t *testing.T) {
 	go func() { done <- sub.Run(ctx, rec) }()
 	defer func() { cancel(); <-done }()
 	sub.Subscribe("a")
-	waitFor(t, "first", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 })
+	testutil.WaitFor(t, "first", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 1 })
 	sub.Unsubscribe("a")
 	sub.Subscribe("a")
-	waitFor(t, "second", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
+	testutil.WaitFor(t, "second", func() bool { _, s, _ := rec.snapshot(); return count(s, "a") == 2 })
 }
 
 func TestPublisher_Publish_idempotent(t *testing.T) {
 	for name, rdb := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			keys, _ := pubsub.NewKeys("i:")
+			keys, _ := contract.NewKeys("i:")
 			ps := rdb.Subscribe(ctx, keys.Channel("a"))
 			defer ps.Close()
 			if _, err := ps.Receive(ctx); err != nil {
@@ -367,13 +294,13 @@ func TestPublisher_Publish_idempotent(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				env, _ := pubsub.ParseEnvelope(msg.Payload)
+				env, _ := contract.ParseEnvelope(msg.Payload)
 				got = append(got, env.Data)
 			}
 			if fmt.Sprint(got) != "[once twice twice]" {
 				t.Fatalf("published %v", got)
 			}
-			if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "x", IdempotencyKey: "bad key!"}); !errors.Is(err, pubsub.ErrInvalid) {
+			if _, err := p.Publish(ctx, pubsub.Message{Topic: "a", Data: "x", IdempotencyKey: "bad key!"}); !errors.Is(err, contract.ErrInvalid) {
 				t.Fatalf("bad key: %v", err)
 			}
 		})
@@ -388,7 +315,7 @@ func TestPublisher_PublishMany(t *testing.T) {
 	for name, rdb := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			keys, _ := pubsub.NewKeys("m:")
+			keys, _ := contract.NewKeys("m:")
 			p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 			var msgs []pubsub.Message
 			for i := range 90 {
@@ -413,7 +340,7 @@ func TestPublisher_PublishMany(t *testing.T) {
 				}
 			}
 			ids, errs = p.PublishMany(ctx, []pubsub.Message{{Topic: "ok"}, {Topic: "bad topic"}})
-			if errs[0] != nil || ids[0] == "" || !errors.Is(errs[1], pubsub.ErrInvalid) || ids[1] != "" {
+			if errs[0] != nil || ids[0] == "" || !errors.Is(errs[1], contract.ErrInvalid) || ids[1] != "" {
 				t.Fatalf("a valid and an invalid message: %v %v", ids, errs)
 			}
 			// Redis forgets the script (as after a restart): the batch loads
@@ -439,7 +366,7 @@ func TestPublisher_PublishMany(t *testing.T) {
 func TestPublisher_Publish_autoKeyShortLived(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	keys, _ := pubsub.NewKeys("a:")
+	keys, _ := contract.NewKeys("a:")
 	p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	if _, err := p.Publish(ctx, pubsub.Message{Topic: "t", Data: "x"}); err != nil {
 		t.Fatal(err)
@@ -456,5 +383,72 @@ func TestPublisher_Publish_autoKeyShortLived(t *testing.T) {
 	}
 	if n := len(rdb.Keys(ctx, "a:{t}:idem:*").Val()); n != 2 {
 		t.Errorf("%d idempotency records, want 2", n)
+	}
+}
+
+// TestPublisher_Publish_feed: an event of a topic under a first path
+// segment goes, with one id, to the topic's history and channel and to the
+// segment's feed: a feed envelope naming the topic, an entry with the
+// feed's own predecessor chain; a topic without "/" has no feed.
+func TestPublisher_Publish_feed(t *testing.T) {
+	for name, rdb := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			keys, _ := contract.NewKeys("f:")
+			ps := rdb.Subscribe(ctx, keys.Channel("orders/**"))
+			defer ps.Close()
+			if _, err := ps.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+			fprev := "0-0"
+			prevOf := map[string]string{}
+			for i, topic := range []string{"orders/1", "orders/2", "orders/1", "orders/1/items", "news", "orders/2"} {
+				id, err := p.Publish(ctx, pubsub.Message{Topic: topic, Type: "t", Data: fmt.Sprint(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if topic == "news" {
+					if n := rdb.XLen(ctx, keys.Stream("news")).Val(); n != 1 {
+						t.Fatalf("news stream has %d entries", n)
+					}
+					continue
+				}
+				msg, err := ps.ReceiveMessage(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env, err := contract.ParseEnvelope(msg.Payload)
+				want := contract.Envelope{ID: id, Prev: fprev, Topic: topic, Type: "t", Data: fmt.Sprint(i)}
+				if err != nil || env != want {
+					t.Fatalf("feed envelope %+v (%v), want %+v", env, err, want)
+				}
+				// The same id in the topic's history, with the topic's own chain.
+				e, _ := rdb.XRange(ctx, keys.Stream(topic), id, id).Result()
+				tp := prevOf[topic]
+				if tp == "" {
+					tp = "0-0"
+				}
+				if len(e) != 1 || e[0].Values[contract.FieldPrev] != tp {
+					t.Fatalf("topic entry %+v, want prev %s", e, tp)
+				}
+				prevOf[topic], fprev = id, id
+			}
+			entries, _ := rdb.XRange(ctx, keys.Stream("orders/**"), "-", "+").Result()
+			if len(entries) != 5 || entries[3].Values[contract.FieldTopic] != "orders/1/items" ||
+				entries[4].Values[contract.FieldPrev] != entries[3].ID || entries[0].Values[contract.FieldPrev] != "0-0" {
+				t.Fatalf("feed entries %+v", entries)
+			}
+			if got := rdb.Get(ctx, keys.Last("orders/**")).Val(); got != fprev {
+				t.Fatalf("feed :last = %q, want %q", got, fprev)
+			}
+			// Keys laid out for contract v1 are refused, not written where no
+			// one reads.
+			v1 := []string{"f:{orders/9}:stream", "f:{orders/9}:last", "f:{orders/9}:events"}
+			err := rdb.Eval(ctx, contract.PublishScript(), v1, "", "x", 100, 0, "PUBLISH").Err()
+			if err == nil || !strings.Contains(err.Error(), "contract v2") {
+				t.Fatalf("a v1-shaped publish: %v", err)
+			}
+		})
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -21,7 +23,7 @@ import (
 func TestShardedSubscriber_cluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 0)
 	cc := c.Client()
-	keys, _ := pubsub.NewKeys("c:")
+	keys, _ := contract.NewKeys("c:")
 	sub := pubsub.NewShardedSubscriber(cc, pubsub.SubscriberConfig{Keys: keys, PingInterval: 200 * time.Millisecond, Logger: zerolog.Nop()})
 	if sub.Healthy() {
 		t.Fatal("healthy before running")
@@ -36,7 +38,7 @@ func TestShardedSubscriber_cluster(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	waitFor(t, "healthy with no topics", sub.Healthy)
+	testutil.WaitFor(t, "healthy with no topics", sub.Healthy)
 
 	// 30 topics land on all three primaries, several per slot group.
 	var topics []string
@@ -44,7 +46,7 @@ func TestShardedSubscriber_cluster(t *testing.T) {
 		topics = append(topics, fmt.Sprintf("t%d", i))
 	}
 	sub.Subscribe(topics...)
-	waitFor(t, "every topic confirmed", func() bool {
+	testutil.WaitFor(t, "every topic confirmed", func() bool {
 		_, s, _ := rec.snapshot()
 		for _, tp := range topics {
 			if count(s, tp) != 1 {
@@ -53,7 +55,7 @@ func TestShardedSubscriber_cluster(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, "healthy", sub.Healthy)
+	testutil.WaitFor(t, "healthy", sub.Healthy)
 
 	owners := map[string]bool{}
 	for _, tp := range topics {
@@ -83,7 +85,7 @@ func TestShardedSubscriber_cluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every event", func() bool {
+	testutil.WaitFor(t, "every event", func() bool {
 		e, _, _ := rec.snapshot()
 		for _, tp := range topics {
 			if count(e, tp+"=x") != 1 {
@@ -94,7 +96,7 @@ func TestShardedSubscriber_cluster(t *testing.T) {
 	})
 
 	sub.Unsubscribe(topics[:10]...)
-	waitFor(t, "unsubscribed", func() bool {
+	testutil.WaitFor(t, "unsubscribed", func() bool {
 		for _, tp := range topics[:10] {
 			for _, m := range c.Masters() {
 				if m.Client().PubSubShardNumSub(ctx, keys.Channel(tp)).Val()[keys.Channel(tp)] != 0 {
@@ -110,7 +112,7 @@ func TestShardedSubscriber_cluster(t *testing.T) {
 	if _, err := pub.Publish(ctx, pubsub.Message{Topic: topics[29], Data: "y"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the wanted topic's event", func() bool { e, _, _ := rec.snapshot(); return count(e, topics[29]+"=y") == 1 })
+	testutil.WaitFor(t, "the wanted topic's event", func() bool { e, _, _ := rec.snapshot(); return count(e, topics[29]+"=y") == 1 })
 	if e, _, _ := rec.snapshot(); count(e, topics[0]+"=y") != 0 {
 		t.Error("an unsubscribed topic's event was delivered")
 	}

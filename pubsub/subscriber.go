@@ -10,19 +10,22 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/ssegateway/ssegateway/contract"
 )
 
 // Handler receives what the node's pub/sub connection reports. All methods
 // are called from the subscriber's receive goroutine, one at a time, in the
 // order Redis sent the replies; they must not block on I/O.
 type Handler interface {
-	// HandleEvent is called for every envelope received on a topic channel.
-	HandleEvent(topic string, e Envelope)
+	// HandleEvent is called for every envelope received on a source's
+	// channel (a topic's, or a feed's: see contract.FeedOf).
+	HandleEvent(source string, e contract.Envelope)
 	// HandleSubscribed is called when Redis confirms a subscription to
-	// topic: after Subscribe, and again after every reconnect. Events
-	// published while the topic was not subscribed are not delivered; the
-	// handler must look for them in the stream.
-	HandleSubscribed(topic string)
+	// source: after Subscribe, and again after every reconnect. Events
+	// published while the source was not subscribed are not delivered; the
+	// handler must look for them in the history.
+	HandleSubscribed(source string)
 	// HandleDisconnected is called when a working connection is lost (not
 	// again for each failed attempt to reconnect). Nothing is received until
 	// the following HandleSubscribed calls.
@@ -31,7 +34,7 @@ type Handler interface {
 
 // SubscriberConfig configures a [Subscriber].
 type SubscriberConfig struct {
-	Keys Keys
+	Keys contract.Keys
 	// PingInterval is how long the connection may stay silent before a PING
 	// is sent; a PING unanswered for another interval ends the connection.
 	// Default 2s.
@@ -75,9 +78,9 @@ func NewSubscriber(rdb redis.UniversalClient, cfg SubscriberConfig) *Subscriber 
 	}
 }
 
-// Subscribe asks for the topics' events. Each topic's Handler.HandleSubscribed
-// follows once Redis confirms a subscription sent after this call, even if the
-// channel was already subscribed.
+// Subscribe asks for the sources' events (topics or feeds). Each source's
+// Handler.HandleSubscribed follows once Redis confirms a subscription sent
+// after this call, even if the channel was already subscribed.
 func (s *Subscriber) Subscribe(topics ...string) {
 	s.mu.Lock()
 	for _, t := range topics {
@@ -89,7 +92,7 @@ func (s *Subscriber) Subscribe(topics ...string) {
 	s.wake()
 }
 
-// Unsubscribe drops the node's interest in the topics.
+// Unsubscribe drops the node's interest in the sources.
 func (s *Subscriber) Unsubscribe(topics ...string) {
 	s.mu.Lock()
 	for _, t := range topics {
@@ -293,22 +296,22 @@ func receiveLoop(ctx context.Context, ps *redis.PubSub, pingEvery time.Duration,
 func dispatch(cfg SubscriberConfig, msg any, h Handler) (sunsubscribed string) {
 	switch m := msg.(type) {
 	case *redis.Message:
-		topic, ok := cfg.Keys.TopicOf(m.Channel)
+		source, ok := cfg.Keys.SourceOf(m.Channel)
 		if !ok {
 			return ""
 		}
-		env, err := ParseEnvelope(m.Payload)
+		env, err := contract.ParseEnvelope(m.Payload)
 		if err != nil {
-			cfg.Logger.Error().Str("topic", topic).Int("bytes", len(m.Payload)).
+			cfg.Logger.Error().Str("source", source).Int("bytes", len(m.Payload)).
 				Msg("dropping a message that is not a publish-script envelope; publish through the script")
 			return ""
 		}
-		h.HandleEvent(topic, env)
+		h.HandleEvent(source, env)
 	case *redis.Subscription:
 		switch m.Kind {
 		case "subscribe", "ssubscribe":
-			if topic, ok := cfg.Keys.TopicOf(m.Channel); ok {
-				h.HandleSubscribed(topic)
+			if source, ok := cfg.Keys.SourceOf(m.Channel); ok {
+				h.HandleSubscribed(source)
 			}
 		case "sunsubscribe":
 			return m.Channel

@@ -8,6 +8,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
@@ -18,7 +19,7 @@ func ExampleRedisStore_After() {
 	defer mr.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	keys, _ := pubsub.NewKeys("sse:")
+	keys, _ := contract.NewKeys("sse:")
 	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	ctx := context.Background()
 	first, _ := pub.Publish(ctx, pubsub.Message{Topic: "news", Data: "one"})
@@ -26,7 +27,7 @@ func ExampleRedisStore_After() {
 	_, _ = pub.Publish(ctx, pubsub.Message{Topic: "news", Data: "three"})
 
 	store := replay.NewRedisStore(rdb, keys)
-	seen, _ := replay.ParseID(first)
+	seen, _ := contract.ParseID(first)
 	newest, _ := store.Last(ctx, "news")
 	missed, err := store.After(ctx, "news", seen, newest, 100)
 	if errors.Is(err, replay.ErrHistoryLost) {

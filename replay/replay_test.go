@@ -9,41 +9,24 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
 )
 
-func TestParseID(t *testing.T) {
-	for _, s := range []string{"0-0", "1-2", "18446744073709551615-18446744073709551615"} {
-		id, err := replay.ParseID(s)
-		if err != nil || id.String() != s {
-			t.Errorf("ParseID(%q) = %v, %v", s, id, err)
-		}
-	}
-	for _, s := range []string{"", "1", "-1", "1-", "a-1", "1-a", "+1-0", "1 -0", "18446744073709551616-0", "1-0-0", "１-0"} {
-		if _, err := replay.ParseID(s); err == nil {
-			t.Errorf("ParseID(%q) accepted", s)
-		}
-	}
-	a, b, c := replay.ID{Ms: 1, Seq: 9}, replay.ID{Ms: 2}, replay.ID{Ms: 2, Seq: 1}
-	if !a.Less(b) || !b.Less(c) || c.Less(a) || a.Less(a) {
-		t.Error("Less ordering wrong")
-	}
-}
-
 type fixture struct {
 	rdb   *redis.Client
-	keys  pubsub.Keys
+	keys  contract.Keys
 	store *replay.RedisStore
-	ids   []replay.ID
+	ids   []contract.ID
 }
 
 func newFixture(t *testing.T, cfg pubsub.PublisherConfig, n int) *fixture {
 	t.Helper()
 	srv := redistest.Start(t, redistest.WithArgs("--stream-node-max-entries", "4"))
 	f := &fixture{rdb: srv.Client()}
-	f.keys, _ = pubsub.NewKeys("h:")
+	f.keys, _ = contract.NewKeys("h:")
 	cfg.Keys = f.keys
 	f.store = replay.NewRedisStore(f.rdb, f.keys)
 	pub := pubsub.NewPublisher(f.rdb, cfg)
@@ -52,7 +35,7 @@ func newFixture(t *testing.T, cfg pubsub.PublisherConfig, n int) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, _ := replay.ParseID(s)
+		id, _ := contract.ParseID(s)
 		f.ids = append(f.ids, id)
 	}
 	return f
@@ -83,7 +66,7 @@ func TestRedisStore_After_pages(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 	// From the very beginning (0-0): the first entry names 0-0.
-	page, err := f.store.After(ctx, "a", replay.ID{}, replay.ID{}, 100)
+	page, err := f.store.After(ctx, "a", contract.ID{}, contract.ID{}, 100)
 	if err != nil || len(page) != 10 {
 		t.Fatalf("from 0-0: %d entries, %v", len(page), err)
 	}
@@ -100,9 +83,19 @@ func TestRedisStore_After_pages(t *testing.T) {
 func TestRedisStore_After_lostAfterCountTrim(t *testing.T) {
 	f := newFixture(t, pubsub.PublisherConfig{MaxLen: 5}, 30)
 	ctx := context.Background()
-	_, err := f.store.After(ctx, "a", f.ids[0], f.ids[29], 10)
+	kept, err := f.store.After(ctx, "a", f.ids[0], f.ids[29], 100)
 	if !errors.Is(err, replay.ErrHistoryLost) {
 		t.Fatalf("cursor before the trimmed part: %v, want ErrHistoryLost", err)
+	}
+	// The retained history comes with the loss: it begins after a gap, and
+	// runs to the newest event without another.
+	if len(kept) == 0 || kept[len(kept)-1].ID != f.ids[29] || kept[0].Prev == f.ids[0] {
+		t.Fatalf("retained entries %v", kept)
+	}
+	for i := 1; i < len(kept); i++ {
+		if kept[i].Prev != kept[i-1].ID {
+			t.Fatalf("retained entries are not contiguous at %d: %v", i, kept)
+		}
 	}
 	if _, err := f.store.After(ctx, "a", f.ids[27], f.ids[29], 10); err != nil {
 		t.Fatalf("cursor in the kept part: %v", err)
@@ -117,7 +110,7 @@ func TestRedisStore_After_lostAfterAgeTrim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newest, _ := replay.ParseID(s)
+	newest, _ := contract.ParseID(s)
 	_, err = f.store.After(context.Background(), "a", f.ids[0], newest, 10)
 	if !errors.Is(err, replay.ErrHistoryLost) {
 		t.Fatalf("after age trimming: %v, want ErrHistoryLost", err)
@@ -161,7 +154,7 @@ func TestRedisStore_After_unknownPosition(t *testing.T) {
 	ctx := context.Background()
 	// A position just before the first event is not one of the topic's:
 	// the first event names 0-0 as its predecessor.
-	bogus := replay.ID{Ms: f.ids[0].Ms - 1}
+	bogus := contract.ID{Ms: f.ids[0].Ms - 1}
 	if _, err := f.store.After(ctx, "a", bogus, f.ids[2], 10); !errors.Is(err, replay.ErrHistoryLost) {
 		t.Fatalf("bogus position: %v, want ErrHistoryLost", err)
 	}
@@ -182,7 +175,7 @@ func TestRedisStore_Lasts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, id := range got {
-		want := replay.ID{}
+		want := contract.ID{}
 		if i == 1700 {
 			want = f.ids[2]
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ssegateway/ssegateway/contract"
 )
 
 // ErrHistoryLost is returned by [Store.After] when events after the position
@@ -13,32 +15,35 @@ import (
 // Redis), or the position never belonged to the topic.
 var ErrHistoryLost = errors.New("replay: history lost")
 
-// Entry is one event of a topic's history.
+// Entry is one event of a source's history (a topic's, or a feed's).
 type Entry struct {
-	ID   ID
-	Prev ID     // the topic's event before this one; 0-0 for the first
-	Type string // empty for the SSE default type
-	Data string
+	ID    contract.ID
+	Prev  contract.ID // the source's event before this one; 0-0 for the first
+	Topic string      // in a feed's history, the event's topic; empty in a topic's
+	Type  string      // empty for the SSE default type
+	Data  string
 }
 
 // Store reads topics' histories. Implementations are safe for concurrent use.
 type Store interface {
 	// Last returns the id of the topic's newest event, or 0-0 if the topic
 	// has none on record.
-	Last(ctx context.Context, topic string) (ID, error)
+	Last(ctx context.Context, topic string) (contract.ID, error)
 	// After returns up to count entries with after < id <= until, oldest
 	// first. A zero until means no upper bound. It returns ErrHistoryLost when
-	// the first entry does not name after as its predecessor, or when until
-	// lies beyond after but no entry is found.
-	After(ctx context.Context, topic string, after, until ID, count int64) ([]Entry, error)
+	// the first entry does not name after as its predecessor — with the
+	// entries: the history retained after the gap, which begins at the
+	// first entry's Prev — or when until lies beyond after but no entry is
+	// found (with no entries).
+	After(ctx context.Context, topic string, after, until contract.ID, count int64) ([]Entry, error)
 	// Contains reports whether the topic's stream holds an entry with id.
-	Contains(ctx context.Context, topic string, id ID) (bool, error)
+	Contains(ctx context.Context, topic string, id contract.ID) (bool, error)
 	// Lasts returns the id of each topic's newest event on record, 0-0 for
 	// topics with none, in one round trip per batch of topics.
-	Lasts(ctx context.Context, topics []string) ([]ID, error)
+	Lasts(ctx context.Context, topics []string) ([]contract.ID, error)
 }
 
-// Keys names a topic's stream and its last-id record; pubsub.Keys satisfies it.
+// Keys names a topic's stream and its last-id record; contract.Keys satisfies it.
 type Keys interface {
 	Stream(topic string) string
 	Last(topic string) string
@@ -59,34 +64,34 @@ func NewRedisStore(rdb redis.Cmdable, keys Keys) *RedisStore {
 
 // Last implements [Store]. It reads the topic's last-id record and, when that
 // has expired, the stream's newest entry.
-func (s *RedisStore) Last(ctx context.Context, topic string) (ID, error) {
+func (s *RedisStore) Last(ctx context.Context, topic string) (contract.ID, error) {
 	v, err := s.rdb.Get(ctx, s.keys.Last(topic)).Result()
 	if err == nil {
-		id, err := ParseID(v)
+		id, err := contract.ParseID(v)
 		if err != nil {
-			return ID{}, fmt.Errorf("replay: last id of %q is %q: %w", topic, v, err)
+			return contract.ID{}, fmt.Errorf("replay: last id of %q is %q: %w", topic, v, err)
 		}
 		return id, nil
 	}
 	if !errors.Is(err, redis.Nil) {
-		return ID{}, fmt.Errorf("replay: last id of %q: %w", topic, err)
+		return contract.ID{}, fmt.Errorf("replay: last id of %q: %w", topic, err)
 	}
 	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.Stream(topic), "+", "-", 1).Result()
 	if err != nil {
-		return ID{}, fmt.Errorf("replay: newest entry of %q: %w", topic, err)
+		return contract.ID{}, fmt.Errorf("replay: newest entry of %q: %w", topic, err)
 	}
 	if len(msgs) == 0 {
-		return ID{}, nil
+		return contract.ID{}, nil
 	}
-	id, err := ParseID(msgs[0].ID)
+	id, err := contract.ParseID(msgs[0].ID)
 	if err != nil {
-		return ID{}, fmt.Errorf("replay: newest entry of %q: %w", topic, err)
+		return contract.ID{}, fmt.Errorf("replay: newest entry of %q: %w", topic, err)
 	}
 	return id, nil
 }
 
 // After implements [Store].
-func (s *RedisStore) After(ctx context.Context, topic string, after, until ID, count int64) ([]Entry, error) {
+func (s *RedisStore) After(ctx context.Context, topic string, after, until contract.ID, count int64) ([]Entry, error) {
 	stop := "+"
 	if !until.IsZero() {
 		if !after.Less(until) {
@@ -113,7 +118,7 @@ func (s *RedisStore) After(ctx context.Context, topic string, after, until ID, c
 		entries[i] = e
 	}
 	if entries[0].Prev != after {
-		return nil, fmt.Errorf("replay: %q entry %s follows %s, not %s: %w",
+		return entries, fmt.Errorf("replay: %q entry %s follows %s, not %s: %w",
 			topic, entries[0].ID, entries[0].Prev, after, ErrHistoryLost)
 	}
 	return entries, nil
@@ -124,8 +129,8 @@ const lastsBatch = 1000
 
 // Lasts implements [Store]. It reads the :last records only (a stream whose
 // record is gone counts as 0-0, which only ever makes a caller look again).
-func (s *RedisStore) Lasts(ctx context.Context, topics []string) ([]ID, error) {
-	out := make([]ID, len(topics))
+func (s *RedisStore) Lasts(ctx context.Context, topics []string) ([]contract.ID, error) {
+	out := make([]contract.ID, len(topics))
 	for lo := 0; lo < len(topics); lo += lastsBatch {
 		hi := min(lo+lastsBatch, len(topics))
 		pipe := s.rdb.Pipeline()
@@ -144,7 +149,7 @@ func (s *RedisStore) Lasts(ctx context.Context, topics []string) ([]ID, error) {
 			if err != nil {
 				return nil, fmt.Errorf("replay: last id of %q: %w", topics[lo+i], err)
 			}
-			if out[lo+i], err = ParseID(v); err != nil {
+			if out[lo+i], err = contract.ParseID(v); err != nil {
 				return nil, fmt.Errorf("replay: last id of %q is %q: %w", topics[lo+i], v, err)
 			}
 		}
@@ -153,7 +158,7 @@ func (s *RedisStore) Lasts(ctx context.Context, topics []string) ([]ID, error) {
 }
 
 // Contains implements [Store].
-func (s *RedisStore) Contains(ctx context.Context, topic string, id ID) (bool, error) {
+func (s *RedisStore) Contains(ctx context.Context, topic string, id contract.ID) (bool, error) {
 	v := id.String()
 	msgs, err := s.rdb.XRangeN(ctx, s.keys.Stream(topic), v, v, 1).Result()
 	if err != nil {
@@ -163,16 +168,17 @@ func (s *RedisStore) Contains(ctx context.Context, topic string, id ID) (bool, e
 }
 
 func entry(m redis.XMessage) (Entry, error) {
-	id, err := ParseID(m.ID)
+	id, err := contract.ParseID(m.ID)
 	if err != nil {
 		return Entry{}, err
 	}
 	e := Entry{ID: id}
-	p, _ := m.Values["p"].(string)
-	if e.Prev, err = ParseID(p); err != nil {
-		return Entry{}, fmt.Errorf("entry %s has no valid predecessor field p (not written by the publish script?)", m.ID)
+	p, _ := m.Values[contract.FieldPrev].(string)
+	if e.Prev, err = contract.ParseID(p); err != nil {
+		return Entry{}, fmt.Errorf("entry %s has no valid predecessor field %s (not written by the publish script?)", m.ID, contract.FieldPrev)
 	}
-	e.Type, _ = m.Values["t"].(string)
-	e.Data, _ = m.Values["d"].(string)
+	e.Topic, _ = m.Values[contract.FieldTopic].(string)
+	e.Type, _ = m.Values[contract.FieldType].(string)
+	e.Data, _ = m.Values[contract.FieldData].(string)
 	return e, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegateway/ssegateway/auth"
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
@@ -100,25 +101,31 @@ func (r redisFlags) config() pubsub.RedisConfig {
 // historyFlags are the retention settings every publisher must share, so
 // they are flags of both `gateway` and `gateway publish`.
 type historyFlags struct {
-	maxLen   int64
-	maxAge   time.Duration
-	maxEvent int
+	maxLen, feedMaxLen int64
+	maxAge             time.Duration
+	maxEvent           int
 }
 
 func (h *historyFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&h.maxLen, "history-max-len", pubsub.DefaultMaxLen,
 		"events kept per topic for replay (approximate; 0 keeps all) [GATEWAY_HISTORY_MAX_LEN]")
+	fs.Int64Var(&h.feedMaxLen, "feed-max-len", pubsub.DefaultFeedMaxLen,
+		"events kept per feed (all topics under one first path segment, which pattern subscriptions resume from; approximate; 0 keeps all) [GATEWAY_FEED_MAX_LEN]")
 	fs.DurationVar(&h.maxAge, "history-max-age", pubsub.DefaultMaxAge,
 		"how long events are kept for replay; a topic's history expires after this long without events (0 keeps all) [GATEWAY_HISTORY_MAX_AGE]")
 	fs.IntVar(&h.maxEvent, "max-event-bytes", pubsub.DefaultMaxDataBytes,
 		"largest event data accepted for publishing [GATEWAY_MAX_EVENT_BYTES]")
 }
 
-func (h historyFlags) publisher(keys pubsub.Keys, maxTopicLen int) pubsub.PublisherConfig {
-	cfg := pubsub.PublisherConfig{Keys: keys, MaxLen: h.maxLen, MaxAge: h.maxAge, MaxDataBytes: h.maxEvent, MaxTopicLen: maxTopicLen}
+func (h historyFlags) publisher(keys contract.Keys, maxTopicLen int) pubsub.PublisherConfig {
+	cfg := pubsub.PublisherConfig{Keys: keys, MaxLen: h.maxLen, FeedMaxLen: h.feedMaxLen, MaxAge: h.maxAge,
+		MaxDataBytes: h.maxEvent, MaxTopicLen: maxTopicLen}
 	// In the flags 0 means "keep all"; in PublisherConfig that is -1.
 	if h.maxLen == 0 {
 		cfg.MaxLen = -1
+	}
+	if h.feedMaxLen == 0 {
+		cfg.FeedMaxLen = -1
 	}
 	if h.maxAge == 0 {
 		cfg.MaxAge = -1
@@ -130,6 +137,8 @@ func (h historyFlags) validate() error {
 	switch {
 	case h.maxLen < 0:
 		return errors.New("--history-max-len must not be negative")
+	case h.feedMaxLen < 0:
+		return errors.New("--feed-max-len must not be negative")
 	case h.maxAge < 0:
 		return errors.New("--history-max-age must not be negative")
 	case h.maxAge > 0 && h.maxAge < time.Millisecond:
@@ -164,13 +173,13 @@ Flags:
 	n := &c.node
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address [GATEWAY_ADDR]")
 	c.redis.register(fs, "; with no Redis configured the node runs on an embedded single-node Redis")
-	fs.StringVar(&c.prefix, "redis-prefix", pubsub.DefaultPrefix, "prefix of every Redis key and channel the gateway uses [GATEWAY_REDIS_PREFIX]")
+	fs.StringVar(&c.prefix, "redis-prefix", contract.DefaultPrefix, "prefix of every Redis key and channel the gateway uses [GATEWAY_REDIS_PREFIX]")
 	c.history.register(fs)
 	fs.DurationVar(&n.Heartbeat, "heartbeat", 15*time.Second, "send a comment line on idle streams this often; keep it below proxies' idle timeouts [GATEWAY_HEARTBEAT]")
 	fs.DurationVar(&n.Retry, "retry", 2*time.Second, "reconnect delay sent to clients (retry:); streams the node ends itself get 1-2x this [GATEWAY_RETRY]")
 	fs.DurationVar(&n.WriteTimeout, "write-timeout", 10*time.Second, "deadline for each write to a client; a client that misses it is disconnected [GATEWAY_WRITE_TIMEOUT]")
 	fs.IntVar(&n.MaxTopics, "max-topics", 32, "topics per stream [GATEWAY_MAX_TOPICS]")
-	fs.IntVar(&n.MaxTopicLen, "max-topic-length", pubsub.MaxTopicLen, "bytes per topic name [GATEWAY_MAX_TOPIC_LENGTH]")
+	fs.IntVar(&n.MaxTopicLen, "max-topic-length", contract.MaxTopicLen, "bytes per topic name [GATEWAY_MAX_TOPIC_LENGTH]")
 	fs.IntVar(&n.MaxQueueBytes, "max-queue-bytes", 1<<20, "unsent bytes a stream may fall behind before it is evicted (it reconnects and catches up) [GATEWAY_MAX_QUEUE_BYTES]")
 	fs.Int64Var(&n.MaxPublishBytes, "max-publish-bytes", 1<<20, "largest POST /publish body [GATEWAY_MAX_PUBLISH_BYTES]")
 	fs.DurationVar(&n.UnsubscribeGrace, "unsubscribe-grace", 5*time.Second, "keep a topic subscribed this long after its last stream leaves [GATEWAY_UNSUBSCRIBE_GRACE]")
@@ -241,8 +250,8 @@ Flags:
 		return nil, errors.New("--write-timeout must be positive")
 	case n.MaxTopics <= 0:
 		return nil, errors.New("--max-topics must be positive")
-	case n.MaxTopicLen <= 0 || n.MaxTopicLen > pubsub.MaxTopicLen:
-		return nil, fmt.Errorf("--max-topic-length must be 1 to %d", pubsub.MaxTopicLen)
+	case n.MaxTopicLen <= 0 || n.MaxTopicLen > contract.MaxTopicLen:
+		return nil, fmt.Errorf("--max-topic-length must be 1 to %d", contract.MaxTopicLen)
 	case n.MaxQueueBytes < c.history.maxEvent:
 		return nil, fmt.Errorf("--max-queue-bytes (%d) must hold at least one largest event (--max-event-bytes %d)", n.MaxQueueBytes, c.history.maxEvent)
 	case n.MaxPublishBytes <= 0:

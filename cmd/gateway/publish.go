@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -42,7 +43,7 @@ Flags:
 	fs.StringVar(&typ, "type", "", "event type; empty sends the SSE default \"message\"")
 	fs.StringVar(&idemKey, "idempotency-key", "", "make retries safe: publishing again with the same key (for a minute) returns the first id and publishes nothing")
 	rf.register(fs, "; publish straight to it (otherwise post to --url)")
-	fs.StringVar(&prefix, "redis-prefix", pubsub.DefaultPrefix, "key prefix, as configured on the gateway [GATEWAY_REDIS_PREFIX]")
+	fs.StringVar(&prefix, "redis-prefix", contract.DefaultPrefix, "key prefix, as configured on the gateway [GATEWAY_REDIS_PREFIX]")
 	fs.StringVar(&gatewayURL, "url", "http://localhost:8080", "gateway to post to when no Redis URL is set [GATEWAY_URL]")
 	hist.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -103,7 +104,7 @@ func firstInvalidUTF8(s string) int {
 }
 
 func publishRedis(ctx context.Context, rc pubsub.RedisConfig, prefix string, hist historyFlags, msg pubsub.Message) (string, error) {
-	keys, err := pubsub.NewKeys(prefix)
+	keys, err := contract.NewKeys(prefix)
 	if err != nil {
 		return "", err
 	}

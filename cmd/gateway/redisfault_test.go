@@ -11,9 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/pubsub"
-	"github.com/ssegateway/ssegateway/replay"
 )
 
 // received is what one client got on one topic: event ids in order, and
@@ -40,7 +40,7 @@ type received struct {
 // It returns how many acknowledged writes were lost, per topic.
 func faultRun(t *testing.T, nodeURL string, rdb redis.UniversalClient, sharded bool, topics []string, fault func()) map[string]int {
 	t.Helper()
-	keys, _ := pubsub.NewKeys(pubsub.DefaultPrefix)
+	keys, _ := contract.NewKeys(contract.DefaultPrefix)
 	got := map[string]*received{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -60,7 +60,7 @@ func faultRun(t *testing.T, nodeURL string, rdb redis.UniversalClient, sharded b
 				switch ev.Type {
 				case "message":
 					r.ids = append(r.ids, ev.LastEventID)
-				case pubsub.HistoryLostType:
+				case contract.HistoryLostType:
 					r.lostAt = append(r.lostAt, len(r.ids))
 				default:
 					r.other = append(r.other, ev.Type+" "+ev.Data)
@@ -100,7 +100,7 @@ func faultRun(t *testing.T, nodeURL string, rdb redis.UniversalClient, sharded b
 						ackMu.Unlock()
 						break
 					}
-					if errors.Is(err, pubsub.ErrInvalid) {
+					if errors.Is(err, contract.ErrInvalid) {
 						t.Errorf("publish: %v", err)
 						return
 					}
@@ -162,10 +162,10 @@ func faultRun(t *testing.T, nodeURL string, rdb redis.UniversalClient, sharded b
 				lost[tp]++
 			}
 		}
-		var prev replay.ID
+		var prev contract.ID
 		seen := map[string]bool{}
 		for i, s := range r.ids {
-			id, err := replay.ParseID(s)
+			id, err := contract.ParseID(s)
 			if err != nil {
 				t.Errorf("%s: event id %q: %v", tp, s, err)
 				continue

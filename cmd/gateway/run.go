@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
@@ -32,7 +33,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "publish":
 			return runPublish(ctx, args[1:], getenv, stdout, stderr)
 		case "script":
-			_, err := io.WriteString(stdout, pubsub.PublishScript())
+			_, err := io.WriteString(stdout, contract.PublishScript())
 			return err
 		case "healthcheck":
 			return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
@@ -46,7 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	keys, err := pubsub.NewKeys(cfg.prefix)
+	keys, err := contract.NewKeys(cfg.prefix)
 	if err != nil {
 		return err
 	}

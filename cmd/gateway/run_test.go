@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/pubsub"
@@ -506,7 +507,7 @@ func TestRun_gapRepair_pubsubConnectionKilled(t *testing.T) {
 	srv := redistest.Start(t)
 	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"})
 	rdb := srv.Client()
-	keys, _ := pubsub.NewKeys("sse:")
+	keys, _ := contract.NewKeys("sse:")
 	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
 	topics := []string{"g1", "g2"}
 	const perTopic = 300
@@ -656,7 +657,8 @@ func TestMain_SIGTERM(t *testing.T) {
 
 // TestRun_redisRestart: with persistence a Redis restart under an open
 // stream loses nothing; without it the stream is told history was lost
-// instead of going silent. The client stays connected throughout.
+// instead of going silent, and then gets every event the new history holds.
+// The client stays connected throughout.
 func TestRun_redisRestart(t *testing.T) {
 	for _, persist := range []bool{true, false} {
 		t.Run(fmt.Sprintf("persistence=%v", persist), func(t *testing.T) {
@@ -709,17 +711,20 @@ func TestRun_redisRestart(t *testing.T) {
 				}
 				return
 			}
-			// The history the node was following is gone: said in-band.
-			if first.Type != "history-lost" || !strings.Contains(first.Data, `"topics":["r"]`) {
-				t.Fatalf("after a restart without persistence: %+v, want history-lost", first)
+			// The history the node was following is gone: said in-band, at
+			// the start of the new history, and every event published since
+			// the restart follows — none of what survived is skipped.
+			if first.Type != "history-lost" || !strings.Contains(first.Data, `"topics":["r"]`) || first.LastEventID != "0-0" {
+				t.Fatalf("after a restart without persistence: %+v, want history-lost at 0-0", first)
+			}
+			for i := 5; i < 10; i++ {
+				if ev := next(); ev.Data != fmt.Sprintf("r:%d", i) {
+					t.Fatalf("after history-lost: %+v, want r:%d", ev, i)
+				}
 			}
 			publish(t, n.url, "r", "r:after")
-			for {
-				if ev := next(); ev.Data == "r:after" {
-					break
-				} else if ev.Type != "message" {
-					t.Fatalf("unexpected %+v", ev)
-				}
+			if ev := next(); ev.Data != "r:after" {
+				t.Fatalf("live after the loss: %+v", ev)
 			}
 		})
 	}

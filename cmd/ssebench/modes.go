@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -382,7 +383,7 @@ func doPublishRedis(ctx context.Context, redisURL string, conc int, dur time.Dur
 		return publishResult{}, err
 	}
 	defer rdb.Close()
-	keys, _ := pubsub.NewKeys(pubsub.DefaultPrefix)
+	keys, _ := contract.NewKeys(contract.DefaultPrefix)
 	pub := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys, Sharded: topo == pubsub.Cluster})
 	p := &publisher{size: size}
 	msgs := make([][]pubsub.Message, conc)

@@ -1,4 +1,4 @@
-package pubsub
+package contract
 
 import (
 	"errors"
@@ -20,8 +20,8 @@ const (
 // ErrInvalid is matched (errors.Is) by every validation error of this
 // package; ErrTooLarge by those about size.
 var (
-	ErrInvalid  = errors.New("pubsub: invalid")
-	ErrTooLarge = errors.New("pubsub: too large")
+	ErrInvalid  = errors.New("contract: invalid")
+	ErrTooLarge = errors.New("contract: too large")
 )
 
 // validationError says what is wrong in words a client can act on, and

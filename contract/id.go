@@ -1,4 +1,4 @@
-package replay
+package contract
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ type ID struct {
 	Ms, Seq uint64
 }
 
-var errBadID = errors.New("replay: malformed stream id")
+var errBadID = errors.New("contract: malformed stream id")
 
 // ParseID parses "<ms>-<seq>" as Redis writes it: decimal digits only, no
 // signs, no spaces, each part fitting 64 bits.

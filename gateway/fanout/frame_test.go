@@ -1,12 +1,13 @@
-package gateway
+package fanout
 
 import (
+	"encoding/json"
 	"io"
 	"strings"
 	"testing"
 
+	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
-	"github.com/ssegateway/ssegateway/replay"
 )
 
 func TestAppendBody_golden(t *testing.T) {
@@ -30,9 +31,9 @@ func TestAppendBody_golden(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := string(appendBody(nil, c.typ, c.data))
+			got := string(AppendBody(nil, c.typ, c.data))
 			if got != c.want {
-				t.Fatalf("appendBody(%q, %q) = %q, want %q", c.typ, c.data, got, c.want)
+				t.Fatalf("AppendBody(%q, %q) = %q, want %q", c.typ, c.data, got, c.want)
 			}
 		})
 	}
@@ -49,9 +50,9 @@ func TestAppendBody_roundTrip(t *testing.T) {
 	var stream []byte
 	for i, p := range payloads {
 		stream = append(stream, "id: "...)
-		stream = replay.ID{Ms: uint64(i + 1)}.AppendTo(stream)
+		stream = contract.ID{Ms: uint64(i + 1)}.AppendTo(stream)
 		stream = append(stream, '\n')
-		stream = appendBody(stream, "", p)
+		stream = AppendBody(stream, "", p)
 	}
 	parser := sseclient.NewParser(strings.NewReader(string(stream)), "")
 	for i, p := range payloads {
@@ -60,7 +61,7 @@ func TestAppendBody_roundTrip(t *testing.T) {
 			t.Fatalf("event %d: %v", i, err)
 		}
 		want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(p)
-		wantID := replay.ID{Ms: uint64(i + 1)}.String()
+		wantID := contract.ID{Ms: uint64(i + 1)}.String()
 		if ev.Data != want || ev.Type != "message" || ev.LastEventID != wantID {
 			t.Fatalf("event %d = %+v, want data %q", i, ev, want)
 		}
@@ -70,13 +71,29 @@ func TestAppendBody_roundTrip(t *testing.T) {
 	}
 }
 
-func TestNewFrame_sharesIDAndBody(t *testing.T) {
-	f := newFrame(event{id: replay.ID{Ms: 17, Seq: 2}, prev: replay.ID{Ms: 17, Seq: 1}, typ: "t", data: "d"})
-	if got, want := string(f.buf), "id: 17-2\nevent: t\ndata: d\n\n"; got != want {
-		t.Fatalf("frame = %q, want %q", got, want)
+func TestFrame_forms(t *testing.T) {
+	f := newFrame(event{id: contract.ID{Ms: 17, Seq: 2}, prev: contract.ID{Ms: 17, Seq: 1}, topic: "orders/4\"2", typ: "t", data: "d\n\"x\"\\\x01"})
+	f.build(false)
+	if got, want := string(f.Bytes(false)), "id: 17-2\nevent: t\ndata: d\ndata: \"x\"\\\x01\n\n"; got != want {
+		t.Fatalf("plain %q, want %q", got, want)
 	}
-	if got := string(f.buf[f.body:]); got != "event: t\ndata: d\n\n" {
-		t.Fatalf("body = %q", got)
+	if got := string(f.Body(false)); got != "event: t\ndata: d\ndata: \"x\"\\\x01\n\n" {
+		t.Fatalf("plain body %q", got)
+	}
+	f.build(true)
+	want := `id: 17-2` + "\n" + `event: t` + "\n" + `data: {"topic":"orders/4\"2","data":"d\n\"x\"\\\u0001"}` + "\n\n"
+	if got := string(f.Bytes(true)); got != want {
+		t.Fatalf("named %q, want %q", got, want)
+	}
+	// The named form decodes, through the spec parser and JSON, to the topic
+	// and the data exactly.
+	ev, err := sseclient.NewParser(strings.NewReader(string(f.Bytes(true))), "").Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Topic, Data string }
+	if err := json.Unmarshal([]byte(ev.Data), &v); err != nil || v.Topic != "orders/4\"2" || v.Data != "d\n\"x\"\\\x01" {
+		t.Fatalf("decoded %+v, %v", v, err)
 	}
 }
 
@@ -84,7 +101,7 @@ func TestNewFrame_sharesIDAndBody(t *testing.T) {
 // retry line and heartbeats never end an event, so they can never reset a
 // browser's lastEventId to an empty id buffer.
 func TestWireFormat_noBareBlankLine(t *testing.T) {
-	stream := string(appendRetry(nil, 2000)) + heartbeat + heartbeat
+	stream := string(AppendRetry(nil, 2000)) + Heartbeat + Heartbeat
 	p := sseclient.NewParser(strings.NewReader(stream+"id: 9-0\n\n"), "5-0")
 	if _, err := p.Next(); err != io.EOF {
 		t.Fatalf("Next = %v, want EOF (nothing dispatched)", err)
