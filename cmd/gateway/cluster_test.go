@@ -175,3 +175,37 @@ func TestRun_sentinel_failover(t *testing.T) {
 	}
 	t.Logf("outcome: %d acknowledged writes lost in the Sentinel failover", total)
 }
+
+// TestRun_cluster_patternsPrimaryFailover: pattern clients, one per feed,
+// with feeds on every primary of a 3-primary cluster (a feed and its topics
+// share their first segment's slot); a primary is killed while events flow.
+// Every event each topic's stream holds reaches its pattern client once and
+// in order; an event that died with the primary is followed by history-lost.
+func TestRun_cluster_patternsPrimaryFailover(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	segs := clusterTopics(t, c, 1)
+	var topics []string
+	var subs [][]string
+	for _, seg := range segs {
+		topics = append(topics, seg+"/a", seg+"/b")
+		subs = append(subs, []string{seg + "/*"})
+	}
+	n := startRun(t, clusterEnv(c.URL()))
+	cc := c.Client()
+	victim := c.MasterOf(keySlot(t, cc, "{"+segs[0]+"}"))
+	lost := faultRun(t, n.url, cc, true, topics, func() {
+		victim.Kill()
+		c.WaitHealthy()
+	}, subs...)
+	for _, seg := range segs {
+		feed, err := c.MasterOf(keySlot(t, cc, "{"+seg+"}")).Client().XLen(context.Background(), "sse:{"+seg+"}/**:stream").Result()
+		if err != nil || feed == 0 {
+			t.Errorf("feed %s/** not on its first segment's primary: %d, %v", seg, feed, err)
+		}
+	}
+	total := 0
+	for _, k := range lost {
+		total += k
+	}
+	t.Logf("outcome: %d acknowledged writes lost in the failover", total)
+}

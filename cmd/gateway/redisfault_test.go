@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,8 +27,10 @@ type received struct {
 	other  []string
 }
 
-// faultRun streams topics from node (one EventSource-like client per topic)
-// while a publisher sends numbered events straight to Redis through rdb,
+// faultRun streams topics from node (one EventSource-like client per topic,
+// or, with subs, one per subscription: topics and patterns, whose events
+// are told apart by the topic they carry) while a publisher sends numbered
+// events straight to Redis through rdb,
 // retrying each with an idempotency key until acknowledged; fault runs in
 // the middle. It then checks every topic against what Redis holds at the
 // end:
@@ -38,41 +42,78 @@ type received struct {
 //   - with no acknowledged write lost, no history-lost event came at all.
 //
 // It returns how many acknowledged writes were lost, per topic.
-func faultRun(t *testing.T, nodeURL string, rdb redis.UniversalClient, sharded bool, topics []string, fault func()) map[string]int {
+func faultRun(t *testing.T, nodeURL string, rdb redis.UniversalClient, sharded bool, topics []string, fault func(), subs ...[]string) map[string]int {
 	t.Helper()
 	keys, _ := contract.NewKeys(contract.DefaultPrefix)
 	got := map[string]*received{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	opened := make(chan struct{}, len(topics))
 	for _, tp := range topics {
-		r := &received{}
-		got[tp] = r
+		got[tp] = &received{}
+	}
+	if subs == nil {
+		for _, tp := range topics {
+			subs = append(subs, []string{tp})
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	opened := make(chan struct{}, len(subs))
+	for _, items := range subs {
 		var once sync.Once
-		cl := &sseclient.Client{URL: eventsURL(nodeURL, tp), Retry: 50 * time.Millisecond,
+		cl := &sseclient.Client{URL: eventsURL(nodeURL, items...), Retry: 50 * time.Millisecond,
 			OnOpen: func() { once.Do(func() { opened <- struct{}{} }) }}
+		// covered lists the topics a subscription item serves.
+		covered := func(item string) []*received {
+			var out []*received
+			for _, tp := range topics {
+				if tp == item || strings.Contains(item, "*") && strings.HasPrefix(tp, strings.TrimSuffix(item, "*")) {
+					out = append(out, got[tp])
+				}
+			}
+			return out
+		}
 		wg.Go(func() {
 			err := cl.Run(ctx, func(ev sseclient.Event) error {
-				r.mu.Lock()
-				defer r.mu.Unlock()
 				switch ev.Type {
 				case "message":
+					r := got[items[0]]
+					if strings.Contains(items[0], "*") {
+						var v struct{ Topic string }
+						_ = json.Unmarshal([]byte(ev.Data), &v)
+						r = got[v.Topic]
+					}
+					if r == nil {
+						t.Errorf("client %v: event of no topic it covers: %+v", items, ev)
+						return nil
+					}
+					r.mu.Lock()
 					r.ids = append(r.ids, ev.LastEventID)
+					r.mu.Unlock()
 				case contract.HistoryLostType:
-					r.lostAt = append(r.lostAt, len(r.ids))
+					var hl struct{ Topics []string }
+					_ = json.Unmarshal([]byte(ev.Data), &hl)
+					for _, item := range hl.Topics {
+						for _, r := range covered(item) {
+							r.mu.Lock()
+							r.lostAt = append(r.lostAt, len(r.ids))
+							r.mu.Unlock()
+						}
+					}
 				default:
-					r.other = append(r.other, ev.Type+" "+ev.Data)
+					for _, r := range covered(items[0]) {
+						r.mu.Lock()
+						r.other = append(r.other, ev.Type+" "+ev.Data)
+						r.mu.Unlock()
+					}
 				}
 				return nil
 			})
 			if err != nil {
-				t.Errorf("client %s: %v", tp, err)
+				t.Errorf("client %v: %v", items, err)
 			}
 		})
 	}
-	for range topics {
+	for range subs {
 		select {
 		case <-opened:
 		case <-time.After(15 * time.Second):
@@ -89,7 +130,7 @@ func faultRun(t *testing.T, nodeURL string, rdb redis.UniversalClient, sharded b
 	pwg.Go(func() {
 		for i := 0; pctx.Err() == nil; i++ {
 			for _, tp := range topics {
-				msg := pubsub.Message{Topic: tp, Data: fmt.Sprintf("%s:%d", tp, i), IdempotencyKey: fmt.Sprintf("%s-%d", tp, i)}
+				msg := pubsub.Message{Topic: tp, Data: fmt.Sprintf("%s:%d", tp, i), IdempotencyKey: fmt.Sprintf("%s-%d", strings.ReplaceAll(tp, "/", "."), i)}
 				for {
 					c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 					id, err := pub.Publish(c, msg)

@@ -222,20 +222,43 @@ func readUntil(ctx context.Context, rawURL, lastID string, handle func(sseclient
 	return p.LastEventID, nil
 }
 
+// unwrap returns the event of a pattern stream with the data as published,
+// checking that the topic it carries is the one the data names.
+func (ta *tally) unwrap(ev sseclient.Event) sseclient.Event {
+	if !strings.HasPrefix(ev.Data, `{"topic":`) {
+		return ev
+	}
+	var v struct{ Topic, Data string }
+	if err := json.Unmarshal([]byte(ev.Data), &v); err != nil || !strings.HasPrefix(v.Data, v.Topic+":") {
+		ta.errs = append(ta.errs, fmt.Sprintf("bad named event %q (%v)", ev.Data, err))
+	}
+	ev.Data = v.Data
+	return ev
+}
+
 // failover publishes numbered events on topics through node b while a client
-// reads from node a; after `switchAfter` events the client is cut off from a
-// by cut(), and reconnects to b with its cursor.
+// reads from node a; after a third of the events the client is cut off from
+// a by cut(), and reconnects to b with its cursor.
 func failover(t *testing.T, a, b *node, topics []string, perTopic int, cut func(cancelConn context.CancelFunc)) {
+	t.Helper()
+	failoverSub(t, a, b, topics, topics, nil, perTopic, cut)
+}
+
+// failoverSub is failover for a client subscribed to sub (topics and
+// patterns), while events are published on topics from the start and on
+// late only from halfway on, after the client has left node a.
+func failoverSub(t *testing.T, a, b *node, sub, topics, late []string, perTopic int, cut func(cancelConn context.CancelFunc)) {
 	t.Helper()
 	ta := &tally{next: map[string]int{}}
 	total := 0
-	done := func() bool { return total == perTopic*len(topics) }
+	want := perTopic*len(topics) + (perTopic-perTopic/2)*len(late)
+	done := func() bool { return total == want }
 	handle := func(ev sseclient.Event) {
 		if ev.Type != "message" {
 			ta.errs = append(ta.errs, fmt.Sprintf("unexpected %s event %q", ev.Type, ev.Data))
 			return
 		}
-		ta.add(ev)
+		ta.add(ta.unwrap(ev))
 		total++
 	}
 
@@ -251,6 +274,11 @@ func failover(t *testing.T, a, b *node, topics []string, perTopic int, cut func(
 			for _, tp := range topics {
 				publish(t, b.url, tp, fmt.Sprintf("%s:%d", tp, i))
 			}
+			if i >= perTopic/2 {
+				for _, tp := range late {
+					publish(t, b.url, tp, fmt.Sprintf("%s:%d", tp, i-perTopic/2))
+				}
+			}
 			time.Sleep(time.Millisecond)
 		}
 	}()
@@ -258,7 +286,7 @@ func failover(t *testing.T, a, b *node, topics []string, perTopic int, cut func(
 	var last string
 	var err error
 	// The checkpoint arrives before anything else: read it, then publish.
-	last, err = readUntil(connCtx, eventsURL(a.url, topics...), "", func(ev sseclient.Event) {
+	last, err = readUntil(connCtx, eventsURL(a.url, sub...), "", func(ev sseclient.Event) {
 		handle(ev)
 		if total >= perTopic*len(topics)/3 {
 			cutOnce.Do(func() { go cut(cancelConn) })
@@ -274,7 +302,7 @@ func failover(t *testing.T, a, b *node, topics []string, perTopic int, cut func(
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for !done() && ctx.Err() == nil {
-		last, err = readUntil(ctx, eventsURL(b.url, topics...), last, handle, done)
+		last, err = readUntil(ctx, eventsURL(b.url, sub...), last, handle, done)
 		if err != nil && !done() {
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -286,6 +314,11 @@ func failover(t *testing.T, a, b *node, topics []string, perTopic int, cut func(
 	for _, tp := range topics {
 		if ta.next[tp] != perTopic {
 			t.Fatalf("%s: received %d of %d", tp, ta.next[tp], perTopic)
+		}
+	}
+	for _, tp := range late {
+		if ta.next[tp] != perTopic-perTopic/2 {
+			t.Fatalf("%s (first published after the client left node a): received %d of %d", tp, ta.next[tp], perTopic-perTopic/2)
 		}
 	}
 }
@@ -303,6 +336,17 @@ func TestRun_failover_nodeStopped(t *testing.T) {
 			failover(t, a, b, topics, 200, func(context.CancelFunc) { a.stop() })
 		})
 	}
+}
+
+// TestRun_failover_patterns: a pattern client on node a, which stops; it
+// resumes on node b with its cursor and gets every event of every topic the
+// pattern matches exactly once, in order per topic — including a topic
+// first published after it left a — alongside a plain topic on the same
+// stream, and never an event of a topic the pattern does not match.
+func TestRun_failover_patterns(t *testing.T) {
+	a, b := twoNodes(t)
+	failoverSub(t, a, b, []string{"orders/*", "news"}, []string{"orders/1", "orders/2", "news"}, []string{"orders/new"}, 150,
+		func(context.CancelFunc) { a.stop() })
 }
 
 func TestRun_failover_connectionDropped(t *testing.T) {
@@ -735,12 +779,34 @@ func TestRun_redisRestart(t *testing.T) {
 // exactly what it missed, then live events; the node's metrics show how many
 // history reads served them.
 func TestRun_reconnectStorm(t *testing.T) {
+	// A topic, and a pattern over two topics: the pattern's clients read
+	// the feed, and share those reads just the same.
+	for _, c := range []struct {
+		name string
+		sub  string
+		pick func(i int) string // the topic of the i-th event
+	}{
+		{"topic", "storm", func(int) string { return "storm" }},
+		{"pattern", "storm/*", func(i int) string { return []string{"storm/a", "storm/b"}[i%2] }},
+	} {
+		t.Run(c.name, func(t *testing.T) { reconnectStorm(t, c.sub, c.pick) })
+	}
+}
+
+func reconnectStorm(t *testing.T, sub string, pick func(i int) string) {
 	srv := redistest.Start(t)
 	// 300 clients from one address: past the default per-client limit.
 	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"}, "--max-streams-per-client", "0")
 	var ids []string
+	count := map[string]int{}
+	publishNext := func(i int) string {
+		tp := pick(i)
+		id := publish(t, n.url, tp, fmt.Sprintf("%s:%d", tp, count[tp]))
+		count[tp]++
+		return id
+	}
 	for i := range 50 {
-		ids = append(ids, publish(t, n.url, "storm", fmt.Sprintf("storm:%d", i)))
+		ids = append(ids, publishNext(i))
 	}
 	const clients = 300
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -752,10 +818,10 @@ func TestRun_reconnectStorm(t *testing.T) {
 	for range clients {
 		wg.Go(func() {
 			<-start
-			ta := &tally{next: map[string]int{"storm": 1}}
+			ta := &tally{next: map[string]int{pick(0): 1}}
 			got := 0
-			_, err := readUntil(ctx, eventsURL(n.url, "storm"), ids[0], func(ev sseclient.Event) {
-				ta.add(ev)
+			_, err := readUntil(ctx, eventsURL(n.url, sub), ids[0], func(ev sseclient.Event) {
+				ta.add(ta.unwrap(ev))
 				got++
 				if got == 49 {
 					replayed <- struct{}{}
@@ -776,7 +842,7 @@ func TestRun_reconnectStorm(t *testing.T) {
 		}
 	}
 	for i := 50; i < 60; i++ {
-		publish(t, n.url, "storm", fmt.Sprintf("storm:%d", i))
+		publishNext(i)
 	}
 	wg.Wait()
 	close(errs)
@@ -796,6 +862,9 @@ func TestRun_reconnectStorm(t *testing.T) {
 	t.Logf("%d reconnecting clients were served by %v history reads (%v shared)", clients, own, shared)
 	if own+shared != clients {
 		t.Fatalf("replay reads %v + %v, want one per client", own, shared)
+	}
+	if own > clients/10 {
+		t.Fatalf("%v history reads for %d clients resuming from one cursor: reads are not shared", own, clients)
 	}
 }
 
