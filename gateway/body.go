@@ -29,23 +29,36 @@ import (
 // deadlines above.
 func (s *Server) boundBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		req := c.Request()
-		if req.ContentLength == 0 || req.Body == nil || req.Body == http.NoBody {
-			return next(c)
-		}
-		now := time.Now()
-		b := &deadlineBody{
-			r:     req.Body,
-			rc:    http.NewResponseController(c.Response()),
-			limit: s.cfg.BodyTimeout,
-			end:   now.Add(s.cfg.BodyTimeout),
-			rate:  s.cfg.MinBodyRate,
-			from:  now.Add(s.cfg.BodyRateGrace),
-		}
-		b.arm()
-		req.Body = b
+		s.bound(c.Response(), c.Request())
 		return next(c)
 	}
+}
+
+// boundBodyHTTP does the same for a net/http handler: the admin listener's.
+func (s *Server) boundBodyHTTP(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.bound(w, r)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// bound arms the deadlines of req's body, if it has one, and has it read
+// through them.
+func (s *Server) bound(w http.ResponseWriter, req *http.Request) {
+	if req.ContentLength == 0 || req.Body == nil || req.Body == http.NoBody {
+		return
+	}
+	now := time.Now()
+	b := &deadlineBody{
+		r:     req.Body,
+		rc:    http.NewResponseController(w),
+		limit: s.cfg.BodyTimeout,
+		end:   now.Add(s.cfg.BodyTimeout),
+		rate:  s.cfg.MinBodyRate,
+		from:  now.Add(s.cfg.BodyRateGrace),
+	}
+	b.arm()
+	req.Body = b
 }
 
 // deadlineBody is a request body read under a moving deadline: the next

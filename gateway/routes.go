@@ -53,7 +53,8 @@ func (s *Server) metricsHandler() http.Handler { return s.metricsH }
 
 // AdminHandler serves what operators need and the public must not reach:
 // /metrics, /healthz, /readyz and the pprof profiles under /debug/pprof/.
-// Run it on a separate, private listener. Nothing it serves shows a
+// Run it on a separate, private listener; request bodies are bounded there
+// as on the public one. Nothing it serves shows a
 // secret: /debug/pprof/cmdline shows cmdline, which the caller has cleaned
 // of secrets (pprof's own handler prints os.Args as they are, so a
 // --jwt-secret given as a flag would be there for anyone who reaches the
@@ -73,7 +74,7 @@ func (s *Server) AdminHandler(cmdline []string) http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return s.boundBodyHTTP(mux)
 }
 
 // errorBody is every error response's JSON body.

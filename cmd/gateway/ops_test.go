@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -254,6 +255,28 @@ func TestRun_adminListener(t *testing.T) {
 	}
 	if code, _ := get(n.admin + "/events?topic=a"); code != http.StatusNotFound {
 		t.Errorf("admin /events: %d, want 404", code)
+	}
+}
+
+// TestRun_adminListener_bodyTimeout: a request body that never comes holds
+// no socket on the admin listener either (net/http waits for the rest of a
+// small body before it answers, for as long as it takes).
+func TestRun_adminListener_bodyTimeout(t *testing.T) {
+	n := startRun(t, nil, "--admin-addr", "127.0.0.1:0", "--body-timeout", "300ms")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.admin, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.1\r\nHost: admin\r\nContent-Length: 1000\r\n\r\nx")
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // far above the 300ms: without the bound, forever
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body is pending: %v", err)
+	}
+	res.Body.Close()
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("the connection was not closed: %v", err)
 	}
 }
 
