@@ -1,9 +1,18 @@
-# The SSE gateway. `make run` starts a node; `make test` runs every test.
+# The SSE gateway. `make run` starts a node; `make test` runs every test; `make image` builds the
+# container image and `make dist` the release binaries.
 GO      ?= go
 GOFLAGS ?=
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test deps lint build bench soak fuzz chaos clean
+# The version stamped into binaries and images (`gateway version`,
+# ssegateway_build_info, the image's labels): the nearest tag, else the commit.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+# A static binary with no build paths in it, as released and as in the image.
+STATIC_BUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+
+.PHONY: run test deps lint build dist image bench soak fuzz chaos clean
 
 ## run: start one node on :8080 (embedded Redis unless GATEWAY_REDIS_URL is set)
 run:
@@ -13,7 +22,8 @@ run:
 test: deps lint
 	$(GO) test $(TESTFLAGS) ./...
 
-## deps: install redis-server if it is missing (Debian/Ubuntu; uses sudo when not root)
+## deps: install what the tests need if missing: redis-server, nginx, HAProxy, Chromium, Node.js, podman
+## and runc (Debian/Ubuntu; uses sudo when not root), and the chaos test's npm packages
 deps:
 	@./.ci/deps.sh
 
@@ -30,9 +40,40 @@ lint:
 	$(GO) vet ./...
 	cd tools && $(GO) vet ./...
 
-## build: the gateway binary in ./bin
+## build: the gateway binary in ./bin, version stamped
 build:
-	$(GO) build -o bin/gateway ./cmd/gateway
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/gateway ./cmd/gateway
+
+## dist: release binaries, static and version stamped, for every DIST_PLATFORMS, in DIST_DIR
+## (bin/dist/gateway-<version>-<os>-<arch>) with their SHA256SUMS
+DIST_DIR       ?= bin/dist
+DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+dist:
+	@mkdir -p $(DIST_DIR) && rm -f $(DIST_DIR)/gateway-* $(DIST_DIR)/SHA256SUMS
+	@for p in $(DIST_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; out=$(DIST_DIR)/gateway-$(VERSION)-$$os-$$arch; echo "$$out"; \
+		GOOS=$$os GOARCH=$$arch $(STATIC_BUILD) -o $$out ./cmd/gateway || exit 1; \
+	done
+	@cd $(DIST_DIR) && { sha256sum gateway-* 2>/dev/null || shasum -a 256 gateway-*; } > SHA256SUMS
+	@echo "$(DIST_DIR)/SHA256SUMS"
+
+## image: the container image IMAGE (ssegateway:dev) for linux/IMAGE_ARCH (this machine's), built
+## offline with CONTAINER_ENGINE (podman if installed, else docker) from deploy/Containerfile: the
+## static binary, the CA bundle CA_BUNDLE and a passwd entry, on an empty base; no registry needed
+IMAGE            ?= ssegateway:dev
+IMAGE_ARCH       ?= $(shell $(GO) env GOARCH)
+IMAGE_CONTEXT    ?= bin/image
+CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+CA_BUNDLE        ?= $(firstword $(wildcard /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem))
+image:
+	$(if $(CA_BUNDLE),,$(error no CA bundle found; set CA_BUNDLE to a PEM file of root certificates))
+	@mkdir -p $(IMAGE_CONTEXT)/etc/ssl/certs
+	GOOS=linux GOARCH=$(IMAGE_ARCH) $(STATIC_BUILD) -o $(IMAGE_CONTEXT)/gateway ./cmd/gateway
+	cp deploy/image/passwd deploy/image/group $(IMAGE_CONTEXT)/etc/
+	cp $(CA_BUNDLE) $(IMAGE_CONTEXT)/etc/ssl/certs/ca-certificates.crt
+	$(CONTAINER_ENGINE) build $(if $(findstring podman,$(CONTAINER_ENGINE)),--format docker) \
+		--platform linux/$(IMAGE_ARCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		-f deploy/Containerfile -t $(IMAGE) $(IMAGE_CONTEXT)
 
 ## bench: the Go micro-benchmarks (encoder, cursor, hub fan-out, queue, patterns) with allocations,
 ## publish and fan-in throughput on one real Redis and on a 3-primary Redis Cluster, then the load

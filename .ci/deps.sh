@@ -10,6 +10,10 @@ have haproxy || need+=(haproxy)
 have chromium || need+=(chromium)
 have node || need+=(nodejs)
 have npm || need+=(npm)
+# The image test builds and runs the container image (make image) with
+# podman and runc as root, with no daemon and no registry.
+have podman || need+=(podman)
+have runc || need+=(runc)
 
 # The chaos test's third-party clients: the eventsource package and
 # playwright-core (which drives Debian's chromium; it downloads no browser).

@@ -10,4 +10,9 @@
 // Each entry is a [Pattern]: a topic name in which "*" stands for one
 // path segment (one or more characters other than "/") and "**" for one or
 // more characters of any kind.
+//
+// A [KeyVerifier] verifies tokens of another shape: one key and one
+// algorithm (as a Mercure hub's publisher or subscriber key is configured),
+// and the token's claims decoded into the caller's own type, so this package
+// needs to know nothing of the protocol that reads them.
 package auth

@@ -123,6 +123,9 @@ func TestParseID(t *testing.T) {
 }
 
 func TestPublishScript_namesFilledIn(t *testing.T) {
+	if strings.Contains(contract.FeedPublishScript(), "{{") {
+		t.Fatal("the feed publish script has a name left unfilled")
+	}
 	s := contract.PublishScript()
 	if strings.Contains(s, "{{") {
 		t.Fatal("the publish script has a name left unfilled")

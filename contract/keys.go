@@ -63,6 +63,10 @@ func (k Keys) Last(source string) string { return k.name(source, ":last") }
 // Idempotency is the record that makes a publish with key idempotent.
 func (k Keys) Idempotency(topic, key string) string { return k.name(topic, ":idem:"+key) }
 
+// Lookup is the record that finds a feed's event by a key of the front
+// door's (the Mercure hub's publisher-chosen update ids).
+func (k Keys) Lookup(source, key string) string { return k.name(source, ":id:"+key) }
+
 // Channel is the pub/sub channel carrying the source's live envelopes.
 func (k Keys) Channel(source string) string { return k.name(source, ":events") }
 

@@ -128,11 +128,13 @@ func startLB(t *testing.T, kind string, ports []int) string {
 	var cmd *exec.Cmd
 	switch kind {
 	case "nginx":
-		var servers []string
+		var servers, fallbacks []string
 		for _, p := range ports {
 			servers = append(servers, fmt.Sprintf("        server 127.0.0.1:%d max_fails=1 fail_timeout=5s;", p))
+			fallbacks = append(fallbacks, fmt.Sprintf("        server 127.0.0.1:%d backup max_fails=0;", p))
 		}
 		text = configure(t, text, "gateway nodes", servers)
+		text = configure(t, text, "fallback nodes", fallbacks)
 		text = configure(t, text, "listen", []string{fmt.Sprintf("        listen 127.0.0.1:%d;", lbPort)})
 		for _, d := range []string{"logs", "tmp"} {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {

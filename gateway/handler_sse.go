@@ -45,7 +45,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	h.Set("X-Accel-Buffering", "no")
 	st := &stream{
 		d:       s.streamDeps,
-		box:     fanout.NewOutbox(sub.wants, sub.named, s.cfg.MaxQueueBytes),
+		box:     fanout.NewOutbox(sub.wants, sub.form(), s.cfg.MaxQueueBytes),
 		sub:     sub,
 		tags:    cursorTags(sub.sources()),
 		stop:    make(chan closeReason, 1),
@@ -124,6 +124,15 @@ func (sub *subscription) sources() []string {
 	return out
 }
 
+// form is how the stream writes events: with their topic when it has a
+// pattern.
+func (sub *subscription) form() fanout.Form {
+	if sub.named {
+		return fanout.NamedForm{}
+	}
+	return fanout.PlainForm{}
+}
+
 // isPattern reports whether a topic parameter is a pattern.
 func isPattern(item string) bool { return strings.Contains(item, "*") }
 
@@ -173,7 +182,7 @@ func (s *Server) parseSubscription(raw []string) (*subscription, error) {
 		for i, p := range ps {
 			names[i] = p.String()
 		}
-		sub.wants = append(sub.wants, fanout.Want{Source: feed, Patterns: ps})
+		sub.wants = append(sub.wants, fanout.Want{Source: feed, Filter: ps})
 		sub.names = append(sub.names, names)
 	}
 	for _, t := range topics {

@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"runtime/debug"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -36,7 +36,8 @@ type metrics struct {
 	deliveryLatency  prometheus.Histogram
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the node's metrics; version labels build_info.
+func newMetrics(version string) *metrics {
 	const ns = "ssegateway"
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
@@ -95,7 +96,7 @@ func newMetrics() *metrics {
 				"(Redis's clock at publish) to the write (this node's clock), so clock skew between them shows here.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 	}
-	m.reg.MustRegister(m.heartbeats, m.replays, m.replayDuration, m.publishDuration, m.deliveryLatency, buildInfo())
+	m.reg.MustRegister(m.heartbeats, m.replays, m.replayDuration, m.publishDuration, m.deliveryLatency, buildInfo(version))
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes, m.writes,
 		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.authRefused, m.tokensIgnored, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -146,21 +147,12 @@ const (
 	replayError    = "error"
 )
 
-// buildInfo is the constant 1 labelled with the binary's version.
-func buildInfo() prometheus.Collector {
-	version, goVersion := "unknown", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version, goVersion = bi.Main.Version, bi.GoVersion
-		// A build from a checkout is "(devel)": name its commit instead.
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && version == "(devel)" && len(s.Value) >= 12 {
-				version = s.Value[:12]
-			}
-		}
-	}
+// buildInfo is the constant 1 labelled with the node's version and the Go
+// version it was built with.
+func buildInfo(version string) prometheus.Collector {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ssegateway", Name: "build_info",
 		Help:        "The gateway's version and Go version; always 1.",
-		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion}})
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	g.Set(1)
 	return g
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -378,6 +379,25 @@ func TestGrafanaDashboard(t *testing.T) {
 			if q.Expr == "" || q.Datasource.UID != "${datasource}" || strings.Count(q.Expr, "(") != strings.Count(q.Expr, ")") {
 				t.Errorf("panel %q: query %q through %q", p.Title, q.Expr, q.Datasource.UID)
 			}
+		}
+	}
+}
+
+// TestMetrics_buildInfo: build_info carries the configured version ("unknown"
+// without one) and the Go version.
+func TestMetrics_buildInfo(t *testing.T) {
+	for _, tc := range []struct{ version, want string }{{"v1.2.3", "v1.2.3"}, {"", "unknown"}} {
+		n := buildNode(t, Config{Version: tc.version}, pubsub.PublisherConfig{})
+		fams, err := n.srv.m.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s scrape = map[string]*dto.MetricFamily{}
+		for _, f := range fams {
+			s[f.GetName()] = f
+		}
+		if got := s.value("ssegateway_build_info", "version="+tc.want, "goversion="+runtime.Version()); got != 1 {
+			t.Errorf("Version %q: build_info{version=%q} = %v, want 1", tc.version, tc.want, got)
 		}
 	}
 }

@@ -181,7 +181,7 @@ func (st *stream) appendEvent(i int, e replay.Entry) bool {
 	if topic == "" {
 		topic = w.Source
 	}
-	if w.Patterns != nil && !auth.Patterns(w.Patterns).Allows(topic) {
+	if ps, ok := w.Filter.([]auth.Pattern); ok && !auth.Patterns(ps).Allows(topic) {
 		return false
 	}
 	st.buf = st.appendID(st.buf)

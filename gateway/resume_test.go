@@ -30,7 +30,7 @@ func (s *slowHistory) After(ctx context.Context, topic string, after, until cont
 func TestReadGroup_after_sharesIdenticalReads(t *testing.T) {
 	hist := &slowHistory{Store: memhistory.New()}
 	hist.Add("a", 1, 10)
-	g := newReadGroup(hist, 4, newMetrics())
+	g := newReadGroup(hist, 4, newMetrics("test"))
 	const readers = 100
 	var wg sync.WaitGroup
 	results := make([][]replay.Entry, readers)

@@ -128,6 +128,10 @@ type Config struct {
 	// evicted and catches up from Redis. 0 keeps the kernel's autotuning
 	// (up to several MB per connection).
 	SendBuffer int
+	// Version is the build the node reports in ssegateway_build_info
+	// {version}; "unknown" when empty. The gateway command passes its own
+	// (stamped at build time, else its module version or commit).
+	Version string
 }
 
 func (c *Config) defaults() {
@@ -175,6 +179,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxStreamsPerClient == 0 {
 		c.MaxStreamsPerClient = DefaultMaxStreamsPerClient
+	}
+	if c.Version == "" {
+		c.Version = "unknown"
 	}
 }
 
@@ -265,7 +272,7 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: d.Logger, pub: d.Publisher, sub: d.Subscriber, hist: d.History, ping: d.Ping,
-		m:         newMetrics(),
+		m:         newMetrics(cfg.Version),
 		streams:   make(map[*stream]string),
 		perClient: make(map[string]int),
 	}

@@ -286,7 +286,7 @@ func (st *stream) appendFrame(f *fanout.Frame, i int) {
 	if !p.Less(f.ID) {
 		return
 	}
-	if st.sub.wants[i].Patterns == nil && f.Prev != p {
+	if st.sub.wants[i].Filter == nil && f.Prev != p {
 		// The hub delivers each topic gap-free, so this is a bug; say so
 		// in-band rather than skip events silently. (A feed's stream gets
 		// only the events its patterns match: its gaps are expected.)
@@ -300,10 +300,10 @@ func (st *stream) appendFrame(f *fanout.Frame, i int) {
 		st.liveMs = f.ID.Ms
 	}
 	if len(st.pos) == 1 {
-		st.buf = append(st.buf, f.Bytes(st.sub.named)...)
+		st.buf = append(st.buf, f.Bytes(st.box.Form())...)
 	} else {
 		st.buf = st.appendID(st.buf)
-		st.buf = append(st.buf, f.Body(st.sub.named)...)
+		st.buf = append(st.buf, f.Body(st.box.Form())...)
 	}
 	st.events++
 }

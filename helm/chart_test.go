@@ -179,7 +179,7 @@ func checkCommon(t *testing.T, o objects) {
 	expect(t, "readiness probe", get(c, "readinessProbe.httpGet.path"), "/readyz")
 	expect(t, "liveness probe", get(c, "livenessProbe.httpGet.path"), "/healthz")
 	expect(t, "probe port", get(c, "readinessProbe.httpGet.port"), "admin")
-	expect(t, "preStop sleep", get(c, "lifecycle.preStop.sleep.seconds"), 5)
+	expect(t, "preStop command", get(c, "lifecycle.preStop.exec.command"), "[/gateway sleep 5s]")
 	expect(t, "terminationGracePeriodSeconds (preStop 5 + shutdown 20 + 5)", get(pod, "terminationGracePeriodSeconds"), 30)
 	expect(t, "readOnlyRootFilesystem", get(c, "securityContext.readOnlyRootFilesystem"), true)
 	expect(t, "runAsNonRoot", get(pod, "securityContext.runAsNonRoot"), true)
@@ -331,6 +331,61 @@ func TestChart_defaults(t *testing.T) {
 	}
 	o := render(t, "--set", "gateway.redisURL=redis://r:6379", "--set", "auth.existingSecret=keys")
 	checkCommon(t, o)
+}
+
+// TestChart_anyKubeVersion: the chart renders with a plain `helm template`
+// and passes `helm lint --strict` without --kube-version (helm then assumes
+// Kubernetes 1.20, as many GitOps pipelines render), and renders the same
+// manifests whatever the cluster's version: nothing in it depends on it.
+func TestChart_anyKubeVersion(t *testing.T) {
+	buildTools(t)
+	files, _ := filepath.Glob("ci/*.yaml")
+	for _, f := range files {
+		if _, err := run(t, nil, tools.helm, "lint", "--strict", ".", "-f", f); err != nil {
+			t.Errorf("helm lint without --kube-version: %v", err)
+		}
+		plain, err := run(t, nil, tools.helm, "template", "rel", ".", "--namespace", "sse", "-f", f)
+		if err != nil {
+			t.Errorf("helm template without --kube-version: %v", err)
+			continue
+		}
+		if _, err := run(t, plain, tools.chartcheck); err != nil {
+			t.Errorf("%s rendered without --kube-version: %v", f, err)
+		}
+		for _, v := range []string{"1.23.0", kubeVersion} {
+			out, err := run(t, nil, tools.helm, "template", "rel", ".", "--namespace", "sse", "-f", f, "--kube-version", v)
+			if err != nil {
+				t.Errorf("helm template --kube-version %s: %v", v, err)
+			} else if !bytes.Equal(out, plain) {
+				t.Errorf("%s renders differently for Kubernetes %s than with helm's default", f, v)
+			}
+		}
+	}
+}
+
+// TestChart_preStopRunsInTheBinary: the preStop hook's command is one the
+// gateway binary runs (the image has nothing else to run it with), and
+// preStopSleepSeconds=0 renders no hook.
+func TestChart_preStopRunsInTheBinary(t *testing.T) {
+	base := []string{"--set", "gateway.redisURL=redis://r:6379", "--set", "auth.existingSecret=keys"}
+	o := render(t, append(base, "--set", "preStopSleepSeconds=1")...)
+	d := o.find(t, "Deployment", "rel-ssegateway")
+	expect(t, "terminationGracePeriodSeconds (preStop 1 + shutdown 20 + 5)", get(d, "spec.template.spec.terminationGracePeriodSeconds"), 26)
+	cmd, _ := get(d, "spec.template.spec.containers.0.lifecycle.preStop.exec.command").([]any)
+	if len(cmd) < 2 || cmd[0] != "/gateway" {
+		t.Fatalf("preStop command %v does not run /gateway", cmd)
+	}
+	var args []string
+	for _, a := range cmd[1:] {
+		args = append(args, fmt.Sprint(a))
+	}
+	if _, err := run(t, nil, tools.gateway, args...); err != nil {
+		t.Errorf("the gateway does not run the preStop command: %v", err)
+	}
+	o = render(t, append(base, "--set", "preStopSleepSeconds=0")...)
+	if l := get(o.find(t, "Deployment", "rel-ssegateway"), "spec.template.spec.containers.0.lifecycle"); l != nil {
+		t.Errorf("preStopSleepSeconds=0 renders a lifecycle: %v", l)
+	}
 }
 
 // TestChart_refusesBadValues: values.schema.json and the chart's checks

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,7 @@ type Publisher struct {
 	rdb        redis.Scripter
 	cfg        PublisherConfig
 	script     *redis.Script
+	feedScript *redis.Script // the feed publish script (PublishFeed)
 	maxLen     string
 	feedMaxLen string
 	maxAge     string
@@ -80,7 +82,8 @@ func NewPublisher(rdb redis.Scripter, cfg PublisherConfig) *Publisher {
 	if cfg.MaxDataBytes == 0 {
 		cfg.MaxDataBytes = DefaultMaxDataBytes
 	}
-	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(contract.PublishScript()), command: "PUBLISH"}
+	p := &Publisher{rdb: rdb, cfg: cfg, script: redis.NewScript(contract.PublishScript()), command: "PUBLISH",
+		feedScript: redis.NewScript(contract.FeedPublishScript())}
 	p.maxLen = strconv.FormatInt(max(cfg.MaxLen, 0), 10)
 	p.feedMaxLen = strconv.FormatInt(max(cfg.FeedMaxLen, 0), 10)
 	p.maxAge = strconv.FormatInt(max(cfg.MaxAge.Milliseconds(), 0), 10)
@@ -153,6 +156,36 @@ func (p *Publisher) failed(ctx context.Context, err error) {
 	if rs, ok := p.rdb.(stateReloader); ok && !errors.As(err, &reply) {
 		rs.ReloadState(context.WithoutCancel(ctx))
 	}
+}
+
+// FeedMessage is one event for a feed that has no topic streams of its own
+// (the Mercure hub's): its name (the feed entry's topic field; no LF), its
+// data, and the key that finds it again (see [contract.Keys.Lookup]).
+type FeedMessage struct {
+	Feed, Name, Data, Lookup string
+}
+
+// PublishFeed appends m to its feed through the feed publish script and
+// returns the event's id. The caller validates m's content; PublishFeed
+// refuses only a feed name that is not a feed's and a name with LF.
+// Like Publish it makes the call idempotent with a fresh random key, so a
+// Redis client's own retry cannot publish the event twice.
+func (p *Publisher) PublishFeed(ctx context.Context, m FeedMessage) (string, error) {
+	if !contract.IsFeed(m.Feed) || m.Name == "" || strings.ContainsAny(m.Name, "\r\n") {
+		return "", fmt.Errorf("pubsub: publish to feed %q: a feed and a one-line name are required: %w", m.Feed, contract.ErrInvalid)
+	}
+	if p.cfg.MaxDataBytes > 0 && len(m.Data) > p.cfg.MaxDataBytes {
+		return "", fmt.Errorf("pubsub: data is %d bytes, at most %d allowed: %w", len(m.Data), p.cfg.MaxDataBytes, contract.ErrTooLarge)
+	}
+	k := p.cfg.Keys
+	keys := []string{k.Stream(m.Feed), k.Last(m.Feed), k.Channel(m.Feed), k.Lookup(m.Feed, m.Lookup),
+		k.Idempotency(m.Feed, rand.Text())}
+	id, err := p.feedScript.Run(ctx, p.rdb, keys, m.Name, m.Data, p.feedMaxLen, p.maxAge, p.command, autoKeyTTL).Text()
+	if err != nil {
+		p.failed(ctx, err)
+		return "", fmt.Errorf("pubsub: publish to %q: %w", m.Feed, err)
+	}
+	return id, nil
 }
 
 // pipeliner is what PublishMany needs of a client beyond redis.Scripter;

@@ -452,3 +452,53 @@ func TestPublisher_Publish_feed(t *testing.T) {
 		})
 	}
 }
+
+// TestPublisher_PublishFeed: an event for a feed with no topic streams goes
+// to the feed's history and channel, with a lookup record by the caller's
+// key; the latest event with a key wins.
+func TestPublisher_PublishFeed(t *testing.T) {
+	for name, rdb := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			keys, _ := contract.NewKeys("m:")
+			const feed = "$hub/**"
+			ps := rdb.Subscribe(ctx, keys.Channel(feed))
+			defer ps.Close()
+			if _, err := ps.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p := pubsub.NewPublisher(rdb, pubsub.PublisherConfig{Keys: keys})
+			var ids []string
+			for i, key := range []string{"a", "b", "a"} {
+				id, err := p.PublishFeed(ctx, pubsub.FeedMessage{Feed: feed, Name: "urn:x:" + key, Data: fmt.Sprint("d\n", i), Lookup: key})
+				if err != nil {
+					t.Fatal(err)
+				}
+				msg, err := ps.ReceiveMessage(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env, err := contract.ParseEnvelope(msg.Payload)
+				prev := "0-0"
+				if i > 0 {
+					prev = ids[i-1]
+				}
+				if want := (contract.Envelope{ID: id, Prev: prev, Topic: "urn:x:" + key, Data: fmt.Sprint("d\n", i)}); err != nil || env != want {
+					t.Fatalf("envelope %+v (%v), want %+v", env, err, want)
+				}
+				ids = append(ids, id)
+			}
+			if got := rdb.Get(ctx, keys.Lookup(feed, "a")).Val(); got != ids[2] {
+				t.Fatalf("lookup a = %q, want the latest, %q", got, ids[2])
+			}
+			if n := rdb.XLen(ctx, keys.Stream(feed)).Val(); n != 3 {
+				t.Fatalf("feed has %d entries", n)
+			}
+			for _, bad := range []pubsub.FeedMessage{{Feed: "orders", Name: "x"}, {Feed: feed, Name: "a\nb"}, {Feed: feed}} {
+				if _, err := p.PublishFeed(ctx, bad); !errors.Is(err, contract.ErrInvalid) {
+					t.Errorf("PublishFeed(%+v) = %v, want ErrInvalid", bad, err)
+				}
+			}
+		})
+	}
+}

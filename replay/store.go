@@ -41,12 +41,17 @@ type Store interface {
 	// Lasts returns the id of each topic's newest event on record, 0-0 for
 	// topics with none, in one round trip per batch of topics.
 	Lasts(ctx context.Context, topics []string) ([]contract.ID, error)
+	// Lookup returns the id a feed's lookup record holds for key (see
+	// contract.Keys.Lookup), and whether there is one.
+	Lookup(ctx context.Context, feed, key string) (contract.ID, bool, error)
 }
 
-// Keys names a topic's stream and its last-id record; contract.Keys satisfies it.
+// Keys names a source's stream, its last-id record and a feed's lookup
+// records; contract.Keys satisfies it.
 type Keys interface {
-	Stream(topic string) string
-	Last(topic string) string
+	Stream(source string) string
+	Last(source string) string
+	Lookup(feed, key string) string
 }
 
 // RedisStore is a Store on Redis Streams written by the publish script.
@@ -155,6 +160,22 @@ func (s *RedisStore) Lasts(ctx context.Context, topics []string) ([]contract.ID,
 		}
 	}
 	return out, nil
+}
+
+// Lookup implements [Store].
+func (s *RedisStore) Lookup(ctx context.Context, feed, key string) (contract.ID, bool, error) {
+	v, err := s.rdb.Get(ctx, s.keys.Lookup(feed, key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return contract.ID{}, false, nil
+	}
+	if err != nil {
+		return contract.ID{}, false, fmt.Errorf("replay: look up %q in %q: %w", key, feed, err)
+	}
+	id, err := contract.ParseID(v)
+	if err != nil {
+		return contract.ID{}, false, fmt.Errorf("replay: lookup record of %q in %q is %q: %w", key, feed, v, err)
+	}
+	return id, true, nil
 }
 
 // Contains implements [Store].

@@ -161,6 +161,8 @@ Usage:
   gateway publish --topic T [--type X] DATA     publish one event (gateway publish -h)
   gateway script                                print the publish Lua script
   gateway healthcheck [--ready]                 exit 0 if the local node is healthy (for containers)
+  gateway sleep DURATION                        wait, then exit 0 (a preStop pause in an image with no shell)
+  gateway version                               print the version
 
 Every flag can also be set by the environment variable in brackets; a flag
 on the command line wins. With no --redis-url the node runs single-node on an

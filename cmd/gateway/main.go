@@ -4,6 +4,8 @@
 //	gateway publish --topic T [--type X] DATA    publish one event
 //	gateway script                               print the publish Lua script
 //	gateway healthcheck [--ready]                exit 0 if the local node is healthy
+//	gateway sleep DURATION                       wait, then exit 0 (a preStop pause)
+//	gateway version                              print the version
 package main
 
 import (

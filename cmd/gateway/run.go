@@ -37,6 +37,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		case "healthcheck":
 			return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
+		case "sleep":
+			return runSleep(ctx, args[1:], stderr)
+		case "version":
+			return runVersion(args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseServe(args, getenv, stderr)
@@ -60,6 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.node.TLS = r.tlsConfig()
 	}
 	cfg.node.AdminOnlyMetrics = cfg.adminAddr != ""
+	cfg.node.Version = buildVersion()
 
 	if cfg.auth.configured() {
 		v, err := cfg.auth.verifier(ctx, logger.With().Str("component", "auth").Logger())

@@ -29,11 +29,11 @@ func BenchmarkAppendBody(b *testing.B) {
 }
 
 func BenchmarkNewFrame(b *testing.B) {
-	ev := event{id: contract.ID{Ms: 1795478727864, Seq: 3}, prev: contract.ID{Ms: 1795478727864, Seq: 2}, typ: "tick", data: strings.Repeat("x", 100)}
+	ev := &Event{ID: contract.ID{Ms: 1795478727864, Seq: 3}, Prev: contract.ID{Ms: 1795478727864, Seq: 2}, Type: "tick", Data: strings.Repeat("x", 100)}
 	b.ReportAllocs()
 	for b.Loop() {
 		f := newFrame(ev)
-		f.build(false)
+		f.build(PlainForm{})
 	}
 }
 
@@ -74,8 +74,8 @@ func BenchmarkHubBroadcast(b *testing.B) {
 
 func BenchmarkOutboxEnqueueTake(b *testing.B) {
 	c := Topics([]string{"t"}, 1<<30)
-	f := newFrame(event{id: contract.ID{Ms: 1}, data: strings.Repeat("x", 100)})
-	f.build(false)
+	f := newFrame(&Event{ID: contract.ID{Ms: 1}, Data: strings.Repeat("x", 100)})
+	f.build(PlainForm{})
 	b.ReportAllocs()
 	for b.Loop() {
 		for range 16 {

@@ -102,6 +102,52 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// Event is one event of a source as the hub handles it. Indexes and forms
+// read it; they may keep what they derive from it in Meta. It is guarded by
+// its source's lock until its frame is handed out, and read-only after.
+type Event struct {
+	ID, Prev contract.ID
+	// Topic is the event's topic: the source's name for a topic, the name
+	// the feed's envelope carries for a feed.
+	Topic, Type, Data string
+	// Meta is what an index or a form made of the event for the others (a
+	// decoded payload), so it is made once.
+	Meta any
+}
+
+// Form is how a stream writes events: a frame is encoded once per form its
+// streams use, when the first stream of that form is handed it. Forms are
+// compared as values (==), so they must be comparable.
+type Form interface {
+	// AppendEvent appends ev as it goes on the wire: its id: line first,
+	// then its fields and the blank line that dispatches it.
+	AppendEvent(b []byte, ev *Event) []byte
+}
+
+// PlainForm writes an event as published: "id: <event id>", then the
+// event: and data: fields.
+type PlainForm struct{}
+
+// AppendEvent implements Form.
+func (PlainForm) AppendEvent(b []byte, ev *Event) []byte {
+	return AppendBody(appendIDLine(b, ev.ID), ev.Type, ev.Data)
+}
+
+// NamedForm writes an event with its topic in its data (see
+// [AppendNamedBody]): the form of streams with pattern subscriptions.
+type NamedForm struct{}
+
+// AppendEvent implements Form.
+func (NamedForm) AppendEvent(b []byte, ev *Event) []byte {
+	return AppendNamedBody(appendIDLine(b, ev.ID), ev.Type, ev.Topic, ev.Data)
+}
+
+func appendIDLine(b []byte, id contract.ID) []byte {
+	b = append(b, "id: "...)
+	b = id.AppendTo(b)
+	return append(b, '\n')
+}
+
 // Frame is one event of one source, encoded once per form it is written in
 // and shared by every stream it goes to. It is immutable once the hub has
 // handed it out.
@@ -116,52 +162,45 @@ type Frame struct {
 	// bytes; each stream writes its own history-lost event.
 	Lost bool
 
-	ev event
-	// plain and named are "id: <event id>\n" followed by the body, without
-	// and with the topic; each is built when a stream that wants it is
-	// handed the frame, under the source's lock.
-	plain, named []byte
-	body         int // where the body starts in either (set before the frame is shared)
+	ev *Event
+	// encs are the forms built so far; each is built when a stream that
+	// wants it is handed the frame, under the source's lock.
+	encs []encoding
+	body int // where the body starts after the id line of the built-in forms
 }
 
-// Bytes is the whole event with the event's own id: what a stream whose
-// cursor is that id writes. named picks the form with the topic.
-func (f *Frame) Bytes(named bool) []byte {
-	if named {
-		return f.named
+type encoding struct {
+	form Form
+	b    []byte
+}
+
+// Bytes is the whole event in form: what a stream whose cursor is the
+// event's own id (or that writes no cursor of its own) writes.
+func (f *Frame) Bytes(form Form) []byte {
+	for _, e := range f.encs {
+		if e.form == form {
+			return e.b
+		}
 	}
-	return f.plain
+	return nil
 }
 
 // Body is the event without its id line, for a stream that writes a cursor
-// of its own before it.
-func (f *Frame) Body(named bool) []byte { return f.Bytes(named)[f.body:] }
+// of its own before it; only for [PlainForm] and [NamedForm].
+func (f *Frame) Body(form Form) []byte { return f.Bytes(form)[f.body:] }
 
-// event is one event of a source as the hub handles it.
-type event struct {
-	id, prev         contract.ID
-	topic, typ, data string
-}
-
-func newFrame(ev event) *Frame {
+func newFrame(ev *Event) *Frame {
 	var idb [42]byte
-	body := len("id: ") + len(ev.id.AppendTo(idb[:0])) + 1
-	return &Frame{ID: ev.id, Prev: ev.prev, Topic: ev.topic, ev: ev, body: body}
+	body := len("id: ") + len(ev.ID.AppendTo(idb[:0])) + 1
+	return &Frame{ID: ev.ID, Prev: ev.Prev, Topic: ev.Topic, ev: ev, body: body}
 }
 
 // build makes the form a stream wants, once. The source's lock must be held.
-func (f *Frame) build(named bool) {
-	if f.Lost || (named && f.named != nil) || (!named && f.plain != nil) {
+func (f *Frame) build(form Form) {
+	if f.Lost || f.Bytes(form) != nil {
 		return
 	}
 	ev := f.ev
-	b := make([]byte, 0, 40+len(ev.typ)+len(ev.topic)+len(ev.data)+len(ev.data)/16)
-	b = append(b, "id: "...)
-	b = ev.id.AppendTo(b)
-	b = append(b, '\n')
-	if named {
-		f.named = AppendNamedBody(b, ev.typ, ev.topic, ev.data)
-	} else {
-		f.plain = AppendBody(b, ev.typ, ev.data)
-	}
+	b := make([]byte, 0, 40+len(ev.Type)+len(ev.Topic)+len(ev.Data)+len(ev.Data)/16)
+	f.encs = append(f.encs, encoding{form: form, b: form.AppendEvent(b, ev)})
 }

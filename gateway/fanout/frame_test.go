@@ -72,22 +72,22 @@ func TestAppendBody_roundTrip(t *testing.T) {
 }
 
 func TestFrame_forms(t *testing.T) {
-	f := newFrame(event{id: contract.ID{Ms: 17, Seq: 2}, prev: contract.ID{Ms: 17, Seq: 1}, topic: "orders/4\"2", typ: "t", data: "d\n\"x\"\\\x01"})
-	f.build(false)
-	if got, want := string(f.Bytes(false)), "id: 17-2\nevent: t\ndata: d\ndata: \"x\"\\\x01\n\n"; got != want {
+	f := newFrame(&Event{ID: contract.ID{Ms: 17, Seq: 2}, Prev: contract.ID{Ms: 17, Seq: 1}, Topic: "orders/4\"2", Type: "t", Data: "d\n\"x\"\\\x01"})
+	f.build(PlainForm{})
+	if got, want := string(f.Bytes(PlainForm{})), "id: 17-2\nevent: t\ndata: d\ndata: \"x\"\\\x01\n\n"; got != want {
 		t.Fatalf("plain %q, want %q", got, want)
 	}
-	if got := string(f.Body(false)); got != "event: t\ndata: d\ndata: \"x\"\\\x01\n\n" {
+	if got := string(f.Body(PlainForm{})); got != "event: t\ndata: d\ndata: \"x\"\\\x01\n\n" {
 		t.Fatalf("plain body %q", got)
 	}
-	f.build(true)
+	f.build(NamedForm{})
 	want := `id: 17-2` + "\n" + `event: t` + "\n" + `data: {"topic":"orders/4\"2","data":"d\n\"x\"\\\u0001"}` + "\n\n"
-	if got := string(f.Bytes(true)); got != want {
+	if got := string(f.Bytes(NamedForm{})); got != want {
 		t.Fatalf("named %q, want %q", got, want)
 	}
 	// The named form decodes, through the spec parser and JSON, to the topic
 	// and the data exactly.
-	ev, err := sseclient.NewParser(strings.NewReader(string(f.Bytes(true))), "").Next()
+	ev, err := sseclient.NewParser(strings.NewReader(string(f.Bytes(NamedForm{}))), "").Next()
 	if err != nil {
 		t.Fatal(err)
 	}

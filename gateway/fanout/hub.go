@@ -7,7 +7,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
 	"github.com/ssegateway/ssegateway/replay"
@@ -34,6 +33,9 @@ type Config struct {
 	Batch    int64
 	Logger   zerolog.Logger
 	Counters Counters
+	// NewIndex makes the index of a feed the node starts following; nil,
+	// or a nil result, gives a feed the pattern index and a topic none.
+	NewIndex func(source string) Index
 }
 
 // Hub is the node's fan-out. Build it with New, run it with Run, and give
@@ -92,12 +94,12 @@ type Source struct {
 	ready chan struct{} // closed once the source's position is known
 
 	mu        sync.Mutex
-	members   map[*Outbox]*member
-	index     *patternIndex // a feed's: which streams an event goes to; nil for a topic
+	members   map[*Outbox]*Member
+	index     Index // a feed's: which streams an event goes to; nil for a topic
 	phase     phase
 	known     bool        // last is valid
 	last      contract.ID // newest event delivered to members
-	pending   []event     // envelopes received while syncing, in arrival order
+	pending   []*Event    // envelopes received while syncing, in arrival order
 	overflow  bool        // pending dropped some: read the history
 	resync    bool        // the history must be read after last
 	restart   bool        // ids started over below last: read the history from its beginning
@@ -122,12 +124,28 @@ func (s *Source) Position() contract.ID {
 	return s.last
 }
 
-// member is one stream's place in a source.
-type member struct {
-	o        *Outbox
-	idx      int            // the want's index in o
-	patterns []auth.Pattern // a feed's: what the stream wants of it
-	seen     contract.ID    // a feed's: the last event handed over (one delivery per event)
+// Member is one stream's place in a source.
+type Member struct {
+	o    *Outbox
+	idx  int         // the want's index in o
+	seen contract.ID // the last event handed over (an index may visit a member twice)
+}
+
+// Want returns what the member's stream wants of the source.
+func (m *Member) Want() Want { return m.o.wants[m.idx] }
+
+// Index picks the streams a feed's events go to. Each feed has one, made
+// by Config.NewIndex (the pattern index of [NewPatternIndex] by default).
+// Its methods are called with the source's lock held, one at a time; they
+// must not block.
+type Index interface {
+	// Add registers a stream; m.Want().Filter says what it wants.
+	Add(m *Member)
+	// Remove unregisters a stream Add registered.
+	Remove(m *Member)
+	// Match calls visit for the streams that want ev. It may visit a stream
+	// more than once; each gets the event once.
+	Match(ev *Event, visit func(*Member))
 }
 
 // Join adds o to its wants' sources, subscribing the node to sources it did
@@ -141,20 +159,21 @@ func (h *Hub) Join(o *Outbox) []*Source {
 	for i, w := range o.wants {
 		s := h.sources[w.Source]
 		if s == nil {
-			s = &Source{name: w.Source, ready: make(chan struct{}), members: make(map[*Outbox]*member)}
-			if contract.IsFeed(w.Source) {
-				s.index = newPatternIndex()
+			s = &Source{name: w.Source, ready: make(chan struct{}), members: make(map[*Outbox]*Member)}
+			if h.cfg.NewIndex != nil {
+				s.index = h.cfg.NewIndex(w.Source)
+			}
+			if s.index == nil && contract.IsFeed(w.Source) {
+				s.index = NewPatternIndex()
 			}
 			h.sources[w.Source] = s
 			fresh = append(fresh, w.Source)
 		}
-		m := &member{o: o, idx: i, patterns: w.Patterns}
+		m := &Member{o: o, idx: i}
 		s.mu.Lock()
 		s.members[o] = m
 		if s.index != nil {
-			for _, p := range w.Patterns {
-				s.index.add(p, m)
-			}
+			s.index.Add(m)
 		}
 		s.idleSince = time.Time{}
 		s.mu.Unlock()
@@ -175,9 +194,7 @@ func (h *Hub) Leave(o *Outbox, ss []*Source) {
 	for _, s := range ss {
 		s.mu.Lock()
 		if m := s.members[o]; m != nil && s.index != nil {
-			for _, p := range m.patterns {
-				s.index.remove(p, m)
-			}
+			s.index.Remove(m)
 		}
 		delete(s.members, o)
 		if len(s.members) == 0 {
@@ -210,7 +227,7 @@ func (h *Hub) HandleEvent(name string, env contract.Envelope) {
 	if topic == "" {
 		topic = name
 	}
-	ev := event{id: id, prev: prev, topic: topic, typ: env.Type, data: env.Data}
+	ev := &Event{ID: id, Prev: prev, Topic: topic, Type: env.Type, Data: env.Data}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.phase {
@@ -261,7 +278,7 @@ func (h *Hub) HandleSubscribed(name string) {
 // each source's next HandleSubscribed triggers its repair.
 func (h *Hub) HandleDisconnected(error) { h.c.Disconnects.Inc() }
 
-func (s *Source) addPending(ev event) {
+func (s *Source) addPending(ev *Event) {
 	if len(s.pending) >= maxPending {
 		clear(s.pending)
 		s.pending = s.pending[:0]
@@ -272,31 +289,29 @@ func (s *Source) addPending(ev event) {
 }
 
 // deliver encodes ev once per form its streams want and hands it to every
-// stream that wants it: all of a topic's, and those of a feed's whose
-// patterns match the event's topic. s.mu must be held.
-func (h *Hub) deliver(s *Source, ev event) {
+// stream that wants it: all of a topic's, and those a feed's index picks.
+// s.mu must be held.
+func (h *Hub) deliver(s *Source, ev *Event) {
 	f := newFrame(ev)
 	if s.index == nil {
 		for _, m := range s.members {
 			m.hand(f)
 		}
 	} else {
-		s.index.match(ev.topic, func(e *pentry) {
-			for m := range e.members {
-				if m.seen != ev.id {
-					m.seen = ev.id
-					m.hand(f)
-				}
+		s.index.Match(ev, func(m *Member) {
+			if m.seen != ev.ID {
+				m.seen = ev.ID
+				m.hand(f)
 			}
 		})
 	}
-	s.last = ev.id
+	s.last = ev.ID
 }
 
 // hand queues f for the member's stream, in the form it wants. The source's
 // lock must be held.
-func (m *member) hand(f *Frame) {
-	f.build(m.o.named)
+func (m *Member) hand(f *Frame) {
+	f.build(m.o.form)
 	m.o.enqueue(f, m.idx)
 }
 

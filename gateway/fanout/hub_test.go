@@ -242,8 +242,8 @@ func TestHub_sweep_unsubscribesAfterGrace(t *testing.T) {
 
 func TestOutbox_enqueue_overflowEvicts(t *testing.T) {
 	c := Topics([]string{"a"}, 150) // a frame is 56 bytes: two fit, three do not
-	f := newFrame(event{id: contract.ID{Ms: 1}, data: "0123456789012345678901234567890123456789"})
-	f.build(false)
+	f := newFrame(&Event{ID: contract.ID{Ms: 1}, Data: "0123456789012345678901234567890123456789"})
+	f.build(PlainForm{})
 	c.enqueue(f, 0)
 	c.enqueue(f, 0)
 	if q, ev := c.Take(); len(q) != 2 || ev {

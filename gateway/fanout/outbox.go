@@ -1,10 +1,6 @@
 package fanout
 
-import (
-	"sync"
-
-	"github.com/ssegateway/ssegateway/auth"
-)
+import "sync"
 
 // Outbox is one stream's subscription as the hub sees it: what it wants
 // and a byte-bounded queue of frames waiting for the stream's writer. The
@@ -12,7 +8,7 @@ import (
 // once. Its methods are safe for concurrent use.
 type Outbox struct {
 	wants    []Want
-	named    bool // frames are encoded with their topic
+	form     Form // how the stream writes events
 	maxBytes int
 
 	notify chan struct{} // capacity 1: "the queue has something"
@@ -24,12 +20,13 @@ type Outbox struct {
 	evicted bool
 }
 
-// Want is one of a stream's subscriptions: a source, and for a feed the
-// patterns that pick its events (an event matching several is delivered
-// once).
+// Want is one of a stream's subscriptions: a source, and for a feed what
+// picks the stream's events among the feed's, as the feed's [Index]
+// understands it: []auth.Pattern for the pattern index (an event matching
+// several is delivered once). A topic's Filter is nil.
 type Want struct {
-	Source   string
-	Patterns []auth.Pattern
+	Source string
+	Filter any
 }
 
 // Item is one queued frame and the index, in the outbox's wants, of the
@@ -40,11 +37,10 @@ type Item struct {
 }
 
 // NewOutbox returns the outbox of a stream of wants (one per source,
-// sorted by source), evicted once more than maxBytes wait in it. With
-// named, the stream writes each event with its topic (see
-// [Frame.Body]), and the frames it is handed are built that way.
-func NewOutbox(wants []Want, named bool, maxBytes int) *Outbox {
-	return &Outbox{wants: wants, named: named, maxBytes: maxBytes, notify: make(chan struct{}, 1)}
+// sorted by source) that writes events in form, evicted once more than
+// maxBytes wait in it. The frames it is handed are built in form.
+func NewOutbox(wants []Want, form Form, maxBytes int) *Outbox {
+	return &Outbox{wants: wants, form: form, maxBytes: maxBytes, notify: make(chan struct{}, 1)}
 }
 
 // Topics returns an outbox of plain topics, written without their names.
@@ -53,14 +49,14 @@ func Topics(topics []string, maxBytes int) *Outbox {
 	for i, t := range topics {
 		wants[i] = Want{Source: t}
 	}
-	return NewOutbox(wants, false, maxBytes)
+	return NewOutbox(wants, PlainForm{}, maxBytes)
 }
 
 // Wants returns the outbox's wants; the caller must not modify them.
 func (o *Outbox) Wants() []Want { return o.wants }
 
-// Named reports whether the outbox's frames carry their topic.
-func (o *Outbox) Named() bool { return o.named }
+// Form returns how the outbox's stream writes events.
+func (o *Outbox) Form() Form { return o.form }
 
 // Notify receives a value when the queue has something; one value may stand
 // for many frames.
@@ -75,7 +71,7 @@ func (o *Outbox) enqueue(f *Frame, idx int) {
 		o.mu.Unlock()
 		return
 	}
-	o.bytes += len(f.Bytes(o.named)) // 0 for a lost frame
+	o.bytes += len(f.Bytes(o.form)) // 0 for a lost frame
 	if o.bytes > o.maxBytes {
 		o.evicted = true
 		clear(o.queue)

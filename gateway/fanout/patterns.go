@@ -26,7 +26,7 @@ type patternIndex struct {
 
 // pentry is one distinct pattern and the streams that hold it.
 type pentry struct {
-	members map[*member]struct{}
+	members map[*Member]struct{}
 }
 
 type pnode struct {
@@ -47,16 +47,44 @@ type tailEdge struct {
 	entry *pentry
 }
 
-func newPatternIndex() *patternIndex {
+// NewPatternIndex returns the index of a feed whose streams want it by
+// patterns: a Want's Filter is its []auth.Pattern, each of whose first
+// segment is the feed's.
+func NewPatternIndex() Index {
 	return &patternIndex{entries: make(map[string]*pentry)}
 }
 
+// Add implements Index.
+func (x *patternIndex) Add(m *Member) {
+	ps, _ := m.Want().Filter.([]auth.Pattern)
+	for _, p := range ps {
+		x.add(p, m)
+	}
+}
+
+// Remove implements Index.
+func (x *patternIndex) Remove(m *Member) {
+	ps, _ := m.Want().Filter.([]auth.Pattern)
+	for _, p := range ps {
+		x.remove(p, m)
+	}
+}
+
+// Match implements Index.
+func (x *patternIndex) Match(ev *Event, visit func(*Member)) {
+	x.match(ev.Topic, func(e *pentry) {
+		for m := range e.members {
+			visit(m)
+		}
+	})
+}
+
 // add registers m under p. p's first segment is the feed's.
-func (x *patternIndex) add(p auth.Pattern, m *member) {
+func (x *patternIndex) add(p auth.Pattern, m *Member) {
 	raw := p.String()
 	e := x.entries[raw]
 	if e == nil {
-		e = &pentry{members: make(map[*member]struct{})}
+		e = &pentry{members: make(map[*Member]struct{})}
 		x.entries[raw] = e
 		x.insert(raw, e)
 	}
@@ -64,7 +92,7 @@ func (x *patternIndex) add(p auth.Pattern, m *member) {
 }
 
 // remove takes m off p, and p off the index once no stream holds it.
-func (x *patternIndex) remove(p auth.Pattern, m *member) {
+func (x *patternIndex) remove(p auth.Pattern, m *Member) {
 	raw := p.String()
 	e := x.entries[raw]
 	if e == nil {

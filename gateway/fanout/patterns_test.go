@@ -35,8 +35,9 @@ func TestPatternIndex_matchesLikeAuth(t *testing.T) {
 		}
 		return strings.Join(parts, "/")
 	}
-	x := newPatternIndex()
-	held := map[string]*member{}
+	x := NewPatternIndex().(*patternIndex)
+	name := map[*Member]string{}
+	held := map[string]*Member{}
 	for round := range 400 {
 		raw := pattern()
 		p, err := auth.ParsePattern(raw)
@@ -47,7 +48,8 @@ func TestPatternIndex_matchesLikeAuth(t *testing.T) {
 			x.remove(p, m)
 			delete(held, raw)
 		} else if !ok {
-			m := &member{patterns: []auth.Pattern{p}}
+			m := &Member{}
+			name[m] = raw
 			x.add(p, m)
 			held[raw] = m
 		}
@@ -61,7 +63,7 @@ func TestPatternIndex_matchesLikeAuth(t *testing.T) {
 			}
 			x.match(tp, func(e *pentry) {
 				for m := range e.members {
-					got = append(got, m.patterns[0].String())
+					got = append(got, name[m])
 				}
 			})
 			slices.Sort(want)
@@ -105,9 +107,9 @@ func patterns(t *testing.T, ss ...string) []auth.Pattern {
 func TestHub_feed_deliversByPattern(t *testing.T) {
 	hist := memhistory.New()
 	h, _, _ := startHub(t, hist, time.Minute)
-	one := NewOutbox([]Want{{Source: "orders/**", Patterns: patterns(t, "orders/*")}}, true, 1<<20)
-	both := NewOutbox([]Want{{Source: "orders/**", Patterns: patterns(t, "orders/*", "orders/**", "orders/1")}}, true, 1<<20)
-	deep := NewOutbox([]Want{{Source: "orders/**", Patterns: patterns(t, "orders/*/items")}}, true, 1<<20)
+	one := NewOutbox([]Want{{Source: "orders/**", Filter: patterns(t, "orders/*")}}, NamedForm{}, 1<<20)
+	both := NewOutbox([]Want{{Source: "orders/**", Filter: patterns(t, "orders/*", "orders/**", "orders/1")}}, NamedForm{}, 1<<20)
+	deep := NewOutbox([]Want{{Source: "orders/**", Filter: patterns(t, "orders/*/items")}}, NamedForm{}, 1<<20)
 	for _, o := range []*Outbox{one, both, deep} {
 		joinLive(t, h, o)
 	}
@@ -124,8 +126,8 @@ func TestHub_feed_deliversByPattern(t *testing.T) {
 			items, _ := o.Take()
 			for _, q := range items {
 				got = append(got, q.Frame.Topic)
-				if !strings.Contains(string(q.Frame.Bytes(true)), `"topic":"`+q.Frame.Topic+`"`) {
-					t.Errorf("frame of %s lacks its topic: %q", q.Frame.Topic, q.Frame.Bytes(true))
+				if !strings.Contains(string(q.Frame.Bytes(NamedForm{})), `"topic":"`+q.Frame.Topic+`"`) {
+					t.Errorf("frame of %s lacks its topic: %q", q.Frame.Topic, q.Frame.Bytes(NamedForm{}))
 				}
 			}
 			return got

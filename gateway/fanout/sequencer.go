@@ -168,7 +168,7 @@ func (h *Hub) sync(ctx context.Context, s *Source) error {
 			if topic == "" {
 				topic = s.name
 			}
-			h.deliver(s, event{id: e.ID, prev: e.Prev, topic: topic, typ: e.Type, data: e.Data})
+			h.deliver(s, &Event{ID: e.ID, Prev: e.Prev, Topic: topic, Type: e.Type, Data: e.Data})
 			h.c.Repaired.Inc()
 		}
 		if int64(len(entries)) == h.cfg.Batch {
@@ -184,10 +184,10 @@ func (h *Hub) drainPending(s *Source) {
 	i := 0
 	for ; i < len(s.pending); i++ {
 		ev := s.pending[i]
-		if !s.last.Less(ev.id) {
+		if !s.last.Less(ev.ID) {
 			continue
 		}
-		if ev.prev != s.last {
+		if ev.Prev != s.last {
 			s.resync = true
 			break
 		}

@@ -51,6 +51,11 @@ func (m *Store) AddTo(source, topic string, ms, n int) []contract.Envelope {
 	return envs
 }
 
+// Lookup implements replay.Store: the store keeps no lookup records.
+func (m *Store) Lookup(context.Context, string, string) (contract.ID, bool, error) {
+	return contract.ID{}, false, nil
+}
+
 // Reset forgets everything, as a Redis that lost its data.
 func (m *Store) Reset() {
 	m.mu.Lock()
