@@ -136,8 +136,7 @@ type soakResult struct {
 	LoadBefore, LoadEnd string // /proc/loadavg
 }
 
-func runSoak(ctx context.Context, c soakConfig) (soakResult, error) {
-	var r soakResult
+func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 	logf := func(format string, args ...any) {
 		if c.progress != nil {
 			fmt.Fprintf(c.progress, "soak: "+format+"\n", args...)
@@ -149,7 +148,14 @@ func runSoak(ctx context.Context, c soakConfig) (soakResult, error) {
 	if err != nil {
 		return r, err
 	}
-	defer os.RemoveAll(dir)
+	// Kept, with the node's and Redis's logs, when the run fails.
+	defer func() {
+		if err == nil && len(r.failures(c)) == 0 {
+			os.RemoveAll(dir)
+		} else {
+			logf("the node's and Redis's logs are kept in %s", dir)
+		}
+	}()
 	if c.gateway == "" {
 		c.gateway = filepath.Join(dir, "gateway")
 		build := exec.Command("go", "build", "-o", c.gateway, "./cmd/gateway")
