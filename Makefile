@@ -12,7 +12,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # A static binary with no build paths in it, as released and as in the image.
 STATIC_BUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
-.PHONY: run test deps lint build dist image bench fuzz chaos clean
+.PHONY: run test deps lint build dist image bench soak fuzz chaos clean
 
 ## run: start one node on :8080 (embedded Redis unless GATEWAY_REDIS_URL is set)
 run:
@@ -84,6 +84,15 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 ./gateway/ ./gateway/fanout/ ./auth/
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./pubsub/
 	$(GO) run ./cmd/ssebench suite $(SUITEFLAGS)
+
+## soak: one node and a real Redis (AOF) holding SOAK_STREAMS streams (19000) for SOAK_DURATION (10m), with churn,
+## steady publishing, a Redis restart midway and tracked clients checked for exact delivery; prints the table
+## of RELIABILITY.md and fails on any loss, duplicate or reordering, or on memory, goroutines or fds not flat
+SOAK_DURATION ?= 10m
+SOAK_STREAMS ?= 19000
+SOAKFLAGS ?=
+soak: deps
+	$(GO) run ./cmd/ssebench soak --duration $(SOAK_DURATION) --streams $(SOAK_STREAMS) $(SOAKFLAGS)
 
 ## fuzz: run every fuzz target of every package for a while each (FUZZTIME, default 2m)
 FUZZTIME ?= 2m

@@ -46,7 +46,7 @@ func (g *gw) start() {
 	g.t.Helper()
 	cmd := exec.Command(g.bin, "--addr", fmt.Sprintf("127.0.0.1:%d", g.port), "--redis-url", g.redisURL,
 		"--insecure-no-auth", "--log-format", "json", "--log-level", "warn", "--retry", "100ms", "--drain-period", "300ms",
-		"--heartbeat", "1s")
+		"--heartbeat", "1s", "--trusted-proxies", "127.0.0.0/8") // the load balancer, as its config says
 	logf, err := os.OpenFile(filepath.Join(g.t.TempDir(), "gateway.log"), os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		g.t.Fatal(err)

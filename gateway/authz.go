@@ -15,23 +15,28 @@ import (
 // The token sources, in order of precedence: the Authorization header (a
 // bearer token), then the cookie, then the query parameter. The first
 // source present is the only one used.
+const (
+	sourceHeader = "header"
+	sourceCookie = "cookie"
+	sourceQuery  = "query"
+)
 
-// subscriberToken finds a subscriber's token.
-func (s *Server) subscriberToken(c echo.Context) (string, *httpErr) {
+// subscriberToken finds a subscriber's token and says where it was.
+func (s *Server) subscriberToken(c echo.Context) (token, source string, herr *httpErr) {
 	if tok, present, err := bearer(c.Request()); present {
-		return tok, err
+		return tok, sourceHeader, err
 	}
 	if s.cfg.TokenCookie != "" {
 		if ck, err := c.Cookie(s.cfg.TokenCookie); err == nil && ck.Value != "" {
-			return ck.Value, nil
+			return ck.Value, sourceCookie, nil
 		}
 	}
 	if s.cfg.TokenQueryParam != "" {
 		if v := c.QueryParam(s.cfg.TokenQueryParam); v != "" {
-			return v, nil
+			return v, sourceQuery, nil
 		}
 	}
-	return "", nil
+	return "", "", nil
 }
 
 // bearer reads an Authorization: Bearer header.
@@ -66,19 +71,30 @@ func (s *Server) grantFor(c echo.Context, token string) (*auth.Grant, *httpErr) 
 
 // authorizeSubscribe decides whether the request may stream items (topics
 // and patterns). A pattern needs a grant (or a public pattern) that covers
-// every topic it can match. It returns the token's expiry (zero if none) or
-// the refusal.
-func (s *Server) authorizeSubscribe(c echo.Context, items []string) (time.Time, *httpErr) {
+// every topic it can match. It returns the token's expiry (zero if none)
+// and subject (empty if none), or the refusal.
+func (s *Server) authorizeSubscribe(c echo.Context, items []string) (time.Time, string, *httpErr) {
 	if s.cfg.AllowAnonymous {
-		return time.Time{}, nil
+		return time.Time{}, "", nil
 	}
-	token, herr := s.subscriberToken(c)
+	token, source, herr := s.subscriberToken(c)
 	if herr != nil {
-		return time.Time{}, herr
+		return time.Time{}, "", herr
 	}
 	g, herr := s.grantFor(c, token)
 	if herr != nil {
-		return time.Time{}, herr
+		// A browser sends its cookie (or its EventSource's URL, with a
+		// query token) on every reconnect, and an EventSource never retries
+		// after a 401: a stale token there would lock it out of topics
+		// anyone may read. So a request for public topics only is served
+		// as anonymous, whatever its cookie or query token says. An
+		// Authorization header is chosen by the client on every request:
+		// a bad one is answered 401, so the client learns and fixes it.
+		if source != sourceHeader && s.allPublic(items) {
+			s.m.tokensIgnored.WithLabelValues(source).Inc()
+			return time.Time{}, "", nil
+		}
+		return time.Time{}, "", herr
 	}
 	var denied []string
 	for _, t := range items {
@@ -89,13 +105,23 @@ func (s *Server) authorizeSubscribe(c echo.Context, items []string) (time.Time, 
 	}
 	switch {
 	case len(denied) == 0 && g != nil:
-		return g.Expires, nil
+		return g.Expires, g.Subject, nil
 	case len(denied) == 0:
-		return time.Time{}, nil
+		return time.Time{}, "", nil
 	case g == nil:
-		return time.Time{}, &httpErr{http.StatusUnauthorized, "a token is required for: " + strings.Join(denied, ", ")}
+		return time.Time{}, "", &httpErr{http.StatusUnauthorized, "a token is required for: " + strings.Join(denied, ", ")}
 	}
-	return time.Time{}, &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
+	return time.Time{}, "", &httpErr{http.StatusForbidden, "the token does not allow subscribing to: " + strings.Join(denied, ", ")}
+}
+
+// allPublic reports whether anyone may subscribe to every one of items.
+func (s *Server) allPublic(items []string) bool {
+	for _, t := range items {
+		if !allows(s.cfg.PublicTopics, t) {
+			return false
+		}
+	}
+	return true
 }
 
 // allows reports whether ps let a client subscribe to item: a topic they
@@ -108,33 +134,45 @@ func allows(ps auth.Patterns, item string) bool {
 	return err == nil && ps.Covers(p)
 }
 
-// authorizePublish decides whether the request may publish on topic, and
-// names the publisher for rate limiting: the token's subject, else the
-// client's address. Publishers are services: only the Authorization header
-// carries their token.
-func (s *Server) authorizePublish(c echo.Context, topic string) (string, *httpErr) {
-	who := "addr:" + c.RealIP()
+// publisher is who sends a POST /publish: its grant (nil when anyone may
+// publish) and its key for rate limiting.
+type publisher struct {
+	grant *auth.Grant
+	key   string
+}
+
+// authenticatePublisher checks the publisher's token, from the headers
+// alone, so that a request without one is refused before its body is read:
+// the token must be valid and grant publishing on something. Publishers
+// are services: only the Authorization header carries their token. The
+// publisher's key is the token's subject, else the client's address.
+func (s *Server) authenticatePublisher(c echo.Context) (publisher, *httpErr) {
 	if s.cfg.AllowAnonymous {
-		return who, nil
+		return publisher{key: addrKey(c.RealIP())}, nil
 	}
 	token, _, herr := bearer(c.Request())
 	if herr != nil {
-		return "", herr
+		return publisher{}, herr
 	}
 	if token == "" {
-		return "", &httpErr{http.StatusUnauthorized, "publishing requires a bearer token"}
+		return publisher{}, &httpErr{http.StatusUnauthorized, "publishing requires a bearer token"}
 	}
 	g, herr := s.grantFor(c, token)
 	if herr != nil {
-		return "", herr
+		return publisher{}, herr
 	}
-	if !g.Publish.Allows(topic) {
-		return "", &httpErr{http.StatusForbidden, fmt.Sprintf("the token does not allow publishing to: %s", topic)}
+	if len(g.Publish) == 0 {
+		return publisher{}, &httpErr{http.StatusForbidden, "the token does not allow publishing"}
 	}
-	if g.Subject != "" {
-		who = "sub:" + g.Subject
+	return publisher{grant: g, key: clientKey(g.Subject, c.RealIP())}, nil
+}
+
+// authorizeTopic decides whether p may publish on topic.
+func (p publisher) authorizeTopic(topic string) *httpErr {
+	if p.grant != nil && !p.grant.Publish.Allows(topic) {
+		return &httpErr{http.StatusForbidden, fmt.Sprintf("the token does not allow publishing to: %s", topic)}
 	}
-	return who, nil
+	return nil
 }
 
 // refuse answers an authorization failure: 401s carry WWW-Authenticate.

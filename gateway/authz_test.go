@@ -130,9 +130,19 @@ func TestServer_authorization(t *testing.T) {
 		{name: "header wins over cookie", path: "/events?topic=c", header: bearerHeader(forA), cookie: forC, status: 403, mention: "c"},
 		{name: "query token is off by default", path: "/events?topic=a&access_token=" + forA, status: 401},
 		{name: "publish without token", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, status: 401, mention: "bearer token"},
-		{name: "publish with a subscribe token", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, header: bearerHeader(forA), status: 403, mention: "orders/1"},
+		{name: "publish with a subscribe token", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, header: bearerHeader(forA), status: 403, mention: "does not allow publishing"},
+		{name: "publish outside the grant", method: "POST", path: "/publish", body: `{"topic":"news/1","data":"x"}`, header: bearerHeader(pub), status: 403, mention: "publishing to: news/1"},
 		{name: "publish granted", method: "POST", path: "/publish", body: `{"topic":"orders/1/x","data":"x"}`, header: bearerHeader(pub), status: 200, mention: `"id"`},
 		{name: "publish cookie is not accepted", method: "POST", path: "/publish", body: `{"topic":"orders/1","data":"x"}`, cookie: pub, status: 401},
+		// A browser sends its cookie on every reconnect and EventSource never
+		// retries after a 401: a stale cookie must not lock it out of public
+		// topics. An explicit Authorization header still gets its 401.
+		{name: "expired cookie, public topic", path: "/events?topic=public/x", cookie: expired, status: 200},
+		{name: "garbage cookie, public topics", path: "/events?topic=public/x&topic=public/y", cookie: "garbage", status: 200},
+		{name: "expired cookie, public pattern", path: "/events?topic=public/*", cookie: expired, status: 200},
+		{name: "expired cookie, public and private topics", path: "/events?topic=public/x&topic=a", cookie: expired, status: 401, mention: "expired"},
+		{name: "expired bearer header, public topic", path: "/events?topic=public/x", header: bearerHeader(expired), status: 401, mention: "expired"},
+		{name: "expired header wins over a good cookie", path: "/events?topic=public/x", header: bearerHeader(expired), cookie: forC, status: 401},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.do(t, n.url) })
@@ -140,12 +150,24 @@ func TestServer_authorization(t *testing.T) {
 	if got := testGauge(n.srv.m.authRefused.WithLabelValues("403")); got < 5 {
 		t.Fatalf("auth_refused_total{status=403} = %v", got)
 	}
+	if got := testGauge(n.srv.m.tokensIgnored.WithLabelValues("cookie")); got != 3 {
+		t.Fatalf("auth_ignored_tokens_total{source=cookie} = %v, want 3", got)
+	}
 }
 
 func TestServer_authorization_queryToken(t *testing.T) {
-	n := startNode(t, Config{Auth: testVerifier(t), TokenQueryParam: "access_token"}, pubsub.PublisherConfig{})
+	n := startNode(t, Config{Auth: testVerifier(t), TokenQueryParam: "access_token", PublicTopics: mustPatterns(t, "public/*")},
+		pubsub.PublisherConfig{})
 	tok := token(t, []string{"a"}, nil, time.Now().Add(time.Hour))
 	request{path: "/events?topic=a&access_token=" + tok, status: 200}.do(t, n.url)
+	// An EventSource reconnects with the same URL: an expired query token
+	// is like a stale cookie.
+	expired := token(t, []string{"a"}, nil, time.Now().Add(-time.Hour))
+	request{path: "/events?topic=public/x&access_token=" + expired, status: 200}.do(t, n.url)
+	request{path: "/events?topic=a&access_token=" + expired, status: 401, mention: "expired"}.do(t, n.url)
+	if got := testGauge(n.srv.m.tokensIgnored.WithLabelValues("query")); got != 1 {
+		t.Fatalf("auth_ignored_tokens_total{source=query} = %v, want 1", got)
+	}
 }
 
 func TestServer_tokenExpiryEndsStream(t *testing.T) {

@@ -32,7 +32,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	if err != nil {
 		return jsonError(c, http.StatusBadRequest, err.Error())
 	}
-	expires, herr := s.authorizeSubscribe(c, sub.items)
+	expires, subject, herr := s.authorizeSubscribe(c, sub.items)
 	if herr != nil {
 		return s.refuse(c, herr)
 	}
@@ -44,13 +44,14 @@ func (s *Server) handleEvents(c echo.Context) error {
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	return s.serveStream(c, sub, cursor, expires)
+	return s.serveStream(c, sub, cursor, expires, subject)
 }
 
 // serveStream runs a stream of sub, resumed from cursor, until its client
-// leaves or the node ends it; expires, if set, ends it then. The response
-// headers are set.
-func (s *Server) serveStream(c echo.Context, sub *subscription, cursor string, expires time.Time) error {
+// leaves or the node ends it; expires, if set, ends it then. subject, the
+// token's, if any, names the client for the per-client limit (else its
+// address does). The response headers are set.
+func (s *Server) serveStream(c echo.Context, sub *subscription, cursor string, expires time.Time, subject string) error {
 	req := c.Request()
 	w := c.Response()
 	st := &stream{
@@ -61,12 +62,13 @@ func (s *Server) serveStream(c echo.Context, sub *subscription, cursor string, e
 		stop:    make(chan closeReason, 1),
 		done:    make(chan struct{}),
 		expires: expires,
-		client:  c.RealIP(),
+		client:  clientAddr(c),
 	}
 	if sub.mercure != nil && sub.mercure.subscriber != nil {
 		ms := sub.mercure.subscriber
 		st.ended = func() { s.announce(req.Context(), ms, false) }
 	}
+	key := clientKey(subject, st.client)
 	// An HTTP/1.x stream is taken over from net/http. Its setup (replay
 	// included) runs on the handler's goroutine; then the live part runs on
 	// a goroutine of its own, with a small stack, and the handler returns,
@@ -80,20 +82,18 @@ func (s *Server) serveStream(c echo.Context, sub *subscription, cursor string, e
 	// positions: a client told the stream is open (EventSource's open
 	// event fires on the headers) must get every event published after
 	// that, even with no cursor to resume from.
-	ok, why := s.register(st)
+	ok, why := s.register(st, key)
 	if ok {
-		st.unregister = func() { s.unregister(st) }
+		st.unregister = func() { s.unregister(st, key) }
 		st.join()
 		st.awaitReady(req.Context(), readyBeforeHeaders)
 	}
 	start := func(ctx context.Context) (closeReason, bool) {
 		if !ok {
-			if why == closeLimit {
-				s.m.limited.WithLabelValues(limitConnections).Inc()
-			}
-			// Draining or full: a 200 that ends at once with a retry hint
-			// sends the client to another node; an error status would stop
-			// it for good.
+			// Draining, or full, or the client holds its share of the
+			// node: a 200 that ends at once with a retry hint sends the
+			// client to another node, or back later; an error status would
+			// stop it for good.
 			return st.bye(why), false
 		}
 		return st.setup(ctx, cursor)

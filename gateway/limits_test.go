@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
 
@@ -114,5 +118,101 @@ func TestServer_headerLimits(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 400 || testGauge(n.srv.m.limited.WithLabelValues(limitTopics)) != 1 {
 		t.Fatalf("too many topics: %d, counted %v", res.StatusCode, testGauge(n.srv.m.limited.WithLabelValues(limitTopics)))
+	}
+}
+
+// openCounted opens a stream and reads until its checkpoint (served) or its
+// end (refused with a retry hint). A served stream stays open until ctx ends.
+func openCounted(t *testing.T, ctx context.Context, u string, header map[string]string) (served bool) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: every refusal by a limit must be a 200 with a retry hint", res.StatusCode)
+	}
+	br := bufio.NewReader(res.Body)
+	var body strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		body.WriteString(line)
+		if strings.HasPrefix(line, "id: ") {
+			t.Cleanup(func() { res.Body.Close() })
+			return true
+		}
+		if err != nil {
+			res.Body.Close()
+			if !strings.HasPrefix(body.String(), "retry: ") {
+				t.Fatalf("a refused stream sent %q, want only a retry hint", body.String())
+			}
+			return false
+		}
+	}
+}
+
+func subjectToken(t *testing.T, sub string, subscribe []string) string {
+	c := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix(), "sse": map[string]any{"subscribe": subscribe}}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestServer_maxStreamsPerClient: anonymous sockets from one address to a
+// public topic cannot take every stream slot of the node: past their
+// client's limit they get a 200 with a retry hint, and an authenticated user
+// (limited per subject) is still served. The slot frees when a stream ends.
+func TestServer_maxStreamsPerClient(t *testing.T) {
+	n := startNode(t, Config{Auth: testVerifier(t), PublicTopics: mustPatterns(t, "pub/*"), MaxConnections: 10, MaxStreamsPerClient: 4},
+		pubsub.PublisherConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	firstCtx, firstCancel := context.WithCancel(ctx)
+	defer firstCancel()
+	anonymous := 0
+	for i := range 10 {
+		sctx := ctx
+		if i == 0 {
+			sctx = firstCtx
+		}
+		if openCounted(t, sctx, eventsURL(n.url, "pub/x"), nil) {
+			anonymous++
+		}
+	}
+	if anonymous != 4 {
+		t.Fatalf("%d anonymous streams from one address served, want 4", anonymous)
+	}
+	if got := testGauge(n.srv.m.limited.WithLabelValues(limitStreamsPerClient)); got != 6 {
+		t.Fatalf("limit_refusals_total{streams_per_client} = %v, want 6", got)
+	}
+	// An authenticated user from the same address is counted apart.
+	alice := bearerHeader(subjectToken(t, "alice", []string{"orders/*"}))
+	for i := range 5 {
+		if served := openCounted(t, ctx, eventsURL(n.url, "orders/1", "pub/x"), alice); served != (i < 4) {
+			t.Fatalf("alice's stream %d: served %v", i, served)
+		}
+	}
+	// Another user is not held back by alice's streams, and the node's own
+	// limit still applies on top: 4 + 4 + 2 = 10.
+	bob := bearerHeader(subjectToken(t, "bob", []string{"orders/*"}))
+	for i := range 3 {
+		if served := openCounted(t, ctx, eventsURL(n.url, "orders/2"), bob); served != (i < 2) {
+			t.Fatalf("bob's stream %d: served %v", i, served)
+		}
+	}
+	if got := testGauge(n.srv.m.limited.WithLabelValues(limitConnections)); got != 1 {
+		t.Fatalf("limit_refusals_total{connections} = %v, want 1", got)
+	}
+	// A stream ends: its client's slot is free again.
+	firstCancel()
+	testutil.WaitFor(t, "the first stream to end", func() bool { return testGauge(n.srv.m.open) == 9 })
+	if !openCounted(t, ctx, eventsURL(n.url, "pub/y"), nil) {
+		t.Fatal("an anonymous stream was refused after one of the address's streams ended")
 	}
 }

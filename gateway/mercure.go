@@ -251,8 +251,9 @@ func (s *Server) refuseMercure(c echo.Context, err error) error {
 }
 
 // mercureToken finds and verifies a request's token with v into claims.
-// It returns the claim (nil: anonymous) and the token's expiry.
-func (s *Server) mercureToken(c echo.Context, v *auth.KeyVerifier, post bool) (*mercure.Claim, time.Time, error) {
+// It returns the claim (nil: anonymous) and the token (its subject and
+// expiry).
+func (s *Server) mercureToken(c echo.Context, v *auth.KeyVerifier, post bool) (*mercure.Claim, auth.Token, error) {
 	h := s.mercure
 	req := c.Request()
 	tr := mercure.TokenRequest{Header: req.Header.Values("Authorization"), Post: post,
@@ -265,24 +266,24 @@ func (s *Server) mercureToken(c echo.Context, v *auth.KeyVerifier, post bool) (*
 	}
 	tok, src, err := tr.Token(h.origins)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, auth.Token{}, err
 	}
 	if src == mercure.SourceNone {
-		return nil, time.Time{}, nil
+		return nil, auth.Token{}, nil
 	}
 	if v == nil {
-		return nil, time.Time{}, &mercure.RequestError{Status: http.StatusUnauthorized, Message: "Unauthorized"}
+		return nil, auth.Token{}, &mercure.RequestError{Status: http.StatusUnauthorized, Message: "Unauthorized"}
 	}
 	var claims mercure.Claims
 	t, err := v.VerifyClaims(tok, &claims)
 	if err != nil {
-		return nil, time.Time{}, &mercure.RequestError{Status: http.StatusUnauthorized, Message: "Unauthorized"}
+		return nil, auth.Token{}, &mercure.RequestError{Status: http.StatusUnauthorized, Message: "Unauthorized"}
 	}
 	cl, err := claims.Claim()
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, auth.Token{}, err
 	}
-	return cl, t.Expires, nil
+	return cl, t, nil
 }
 
 // mercureHeaders are on every answer of the hub, as Mercure sends them.
@@ -301,10 +302,10 @@ func (s *Server) handleMercureSubscribe(c echo.Context) error {
 	h := s.mercure
 	mercureHeaders(c)
 	var claim *mercure.Claim
-	var expires time.Time
+	var tok auth.Token
 	if h.cfg.Subscriber != nil || !h.cfg.Anonymous {
 		var err error
-		if claim, expires, err = s.mercureToken(c, h.cfg.Subscriber, false); err != nil {
+		if claim, tok, err = s.mercureToken(c, h.cfg.Subscriber, false); err != nil {
 			return s.refuseMercure(c, err)
 		}
 		if claim == nil && !h.cfg.Anonymous {
@@ -361,7 +362,7 @@ func (s *Server) handleMercureSubscribe(c echo.Context) error {
 		// never receives its own.
 		s.announce(req.Context(), sub.mercure.subscriber, true)
 	}
-	return s.serveStream(c, sub, cursor, expires)
+	return s.serveStream(c, sub, cursor, tok.Expires, tok.Subject)
 }
 
 // announce publishes a subscriber's subscription events and records it in

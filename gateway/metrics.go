@@ -29,6 +29,7 @@ type metrics struct {
 	mercurePublished *prometheus.CounterVec
 	bridgedV1        prometheus.Counter
 	authRefused      *prometheus.CounterVec
+	tokensIgnored    *prometheus.CounterVec
 	limited          *prometheus.CounterVec
 	heartbeats       prometheus.Counter
 	replays          *prometheus.CounterVec
@@ -81,6 +82,9 @@ func newMetrics(version string) *metrics {
 			Help: "Requests refused by a configured limit, by limit."}, []string{"limit"}),
 		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refused_total",
 			Help: "Requests refused for want of a valid token (401) or of a grant (403)."}, []string{"status"}),
+		tokensIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_ignored_tokens_total",
+			Help: "Streams of public topics only served as anonymous although their cookie or query token was invalid (a stale cookie), by where the token was."},
+			[]string{"source"}),
 		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "heartbeats_total",
 			Help: "Heartbeat comments written to idle streams."}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "replays_total",
@@ -100,7 +104,8 @@ func newMetrics(version string) *metrics {
 	}
 	m.reg.MustRegister(m.heartbeats, m.replays, m.replayDuration, m.publishDuration, m.deliveryLatency, buildInfo(version))
 	m.reg.MustRegister(m.open, m.opened, m.closed, m.topics, m.received, m.delivered, m.bytes, m.writes,
-		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.mercurePublished, m.bridgedV1, m.authRefused, m.limited,
+		m.replayed, m.repaired, m.stalls, m.replayReads, m.historyLost, m.pubsubReconnects, m.published, m.mercurePublished, m.bridgedV1,
+		m.authRefused, m.tokensIgnored, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for r := closeClient; r <= closeLimit; r++ {
 		m.closed.WithLabelValues(r.String())
@@ -111,6 +116,9 @@ func newMetrics(version string) *metrics {
 	for _, v := range []string{"401", "403"} {
 		m.authRefused.WithLabelValues(v)
 	}
+	for _, v := range []string{sourceCookie, sourceQuery} {
+		m.tokensIgnored.WithLabelValues(v)
+	}
 	for _, r := range []string{replayReplayed, replayUpToDate, replayLost, replayError} {
 		m.replays.WithLabelValues(r)
 	}
@@ -120,7 +128,8 @@ func newMetrics(version string) *metrics {
 	for _, r := range []string{"ok", "invalid", "unauthorized", "forbidden", "error"} {
 		m.mercurePublished.WithLabelValues(r)
 	}
-	for _, l := range []string{limitTopics, limitTopicLength, limitPublishBody, limitEventSize, limitConnections, limitPublishRate} {
+	for _, l := range []string{limitTopics, limitTopicLength, limitPublishBody, limitEventSize, limitConnections,
+		limitStreamsPerClient, limitPublishRate, limitBodyTimeout} {
 		m.limited.WithLabelValues(l)
 	}
 	return m
@@ -134,6 +143,10 @@ const (
 	limitEventSize   = "event_size"
 	limitConnections = "connections"
 	limitPublishRate = "publish_rate"
+	// limitStreamsPerClient is MaxStreamsPerClient.
+	limitStreamsPerClient = "streams_per_client"
+	// limitBodyTimeout is BodyTimeout and MinBodyRate.
+	limitBodyTimeout = "body_timeout"
 )
 
 // The results counted in replays_total.

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -18,12 +20,15 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
+	e.IPExtractor = ipExtractor(s.cfg.TrustedProxies)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.Error().Err(err).Bytes("stack", stack).Str("path", c.Path()).Msg("panic in handler")
 			return err
 		},
 	}))
+
+	e.Use(s.boundBody)
 
 	if len(s.cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
@@ -82,18 +87,28 @@ func (s *Server) mercureRoutes(e *echo.Echo) {
 
 // AdminHandler serves what operators need and the public must not reach:
 // /metrics, /healthz, /readyz and the pprof profiles under /debug/pprof/.
-// Run it on a separate, private listener.
-func (s *Server) AdminHandler() http.Handler {
+// Run it on a separate, private listener; request bodies are bounded there
+// as on the public one. Nothing it serves shows a
+// secret: /debug/pprof/cmdline shows cmdline, which the caller has cleaned
+// of secrets (pprof's own handler prints os.Args as they are, so a
+// --jwt-secret given as a flag would be there for anyone who reaches the
+// listener); nil shows nothing.
+func (s *Server) AdminHandler(cmdline []string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.Handle("GET /healthz", s.e)
 	mux.Handle("GET /readyz", s.e)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+		// As pprof.Cmdline writes it: arguments separated by NUL bytes.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, strings.Join(cmdline, "\x00"))
+	})
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return s.boundBodyHTTP(mux)
 }
 
 // errorBody is every error response's JSON body.

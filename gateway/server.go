@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -75,16 +76,39 @@ type Config struct {
 	// A stream over it gets a 200 that ends at once with a retry hint, so
 	// the client tries again, possibly on another node.
 	MaxConnections int
+	// MaxStreamsPerClient bounds the streams one client holds open on the
+	// node: per token subject when the stream is authenticated, else per
+	// client address (an IPv6 client per /64). Over it, as over
+	// MaxConnections, a stream gets a 200 that ends with a retry hint. 0
+	// takes the default, 100: room for a browser with many tabs over one
+	// HTTP/2 connection, or a few dozen anonymous readers behind one NAT
+	// address, while one client cannot take the node. Negative is unbounded.
+	MaxStreamsPerClient int
 	// PublishRate bounds POST /publish per publisher (the token's subject,
 	// or the client address without a token) in events per second, with
 	// bursts of PublishBurst; 0 is unbounded.
 	PublishRate  float64
 	PublishBurst int
+	// TrustedProxies are the networks of the load balancers in front of the
+	// node. A request whose socket peer is in one of them has its client
+	// address taken from X-Forwarded-For (the rightmost address that is not
+	// a trusted proxy); any other request's client is its peer, whatever
+	// its headers say. Empty (the default) believes no header.
+	TrustedProxies []netip.Prefix
 	// ReadHeaderTimeout bounds how long a client may take to send its
 	// request headers (against slowloris); 10s. MaxHeaderBytes bounds their
 	// size; 64 KiB (a larger request gets 431).
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
+	// BodyTimeout bounds how long a request body may take to arrive after
+	// the headers; 30s. MinBodyRate is the least average rate, in bytes per
+	// second, at which it must arrive once BodyRateGrace (5s) has passed;
+	// 1024, negative disables it. A body cut off gets 408 and its
+	// connection is closed. POST /publish checks the token before it reads
+	// the body at all.
+	BodyTimeout   time.Duration
+	MinBodyRate   int
+	BodyRateGrace time.Duration
 	// TLS, when set, makes Serve speak TLS with HTTP/2 (and HTTP/1.1 for
 	// clients that do not offer h2). Certificates come from its
 	// GetCertificate or Certificates.
@@ -143,6 +167,11 @@ func (c *Config) defaults() {
 	}
 	def(&c.PositionCheck, 5*time.Second)
 	def(&c.ReadHeaderTimeout, 10*time.Second)
+	def(&c.BodyTimeout, 30*time.Second)
+	def(&c.BodyRateGrace, 5*time.Second)
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = 1024
+	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 64 << 10
 	}
@@ -152,15 +181,21 @@ func (c *Config) defaults() {
 	if c.MaxStreamsPerConnection == 0 {
 		c.MaxStreamsPerConnection = 250
 	}
+	if c.MaxStreamsPerClient == 0 {
+		c.MaxStreamsPerClient = DefaultMaxStreamsPerClient
+	}
 	if c.Version == "" {
 		c.Version = "unknown"
 	}
 }
 
+// DefaultMaxStreamsPerClient is Config.MaxStreamsPerClient's default.
+const DefaultMaxStreamsPerClient = 100
+
 func (c *Config) validate() error {
 	switch {
 	case c.Heartbeat < 0 || c.Retry < 0 || c.WriteTimeout < 0 || c.UnsubscribeGrace < 0 || c.ShutdownTimeout < 0 ||
-		c.DrainPeriod < 0 || c.MaxConnectionAge < 0:
+		c.DrainPeriod < 0 || c.MaxConnectionAge < 0 || c.BodyTimeout < 0 || c.BodyRateGrace < 0:
 		return errors.New("durations must not be negative")
 	case c.DrainPeriod >= c.ShutdownTimeout:
 		return fmt.Errorf("the drain period (%v) must be shorter than the shutdown timeout (%v)", c.DrainPeriod, c.ShutdownTimeout)
@@ -236,8 +271,9 @@ type Server struct {
 	draining atomic.Bool
 
 	streamsMu sync.Mutex
-	streams   map[*stream]struct{} // open streams; nil once draining
-	detached  sync.WaitGroup       // streams running after their handler returned
+	streams   map[*stream]string // open streams, with their client's key; nil once draining
+	perClient map[string]int     // open streams per client key (clientKey)
+	detached  sync.WaitGroup     // streams running after their handler returned
 }
 
 // NewServer validates cfg and builds a node. It starts nothing.
@@ -251,8 +287,9 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: d.Logger, pub: d.Publisher, sub: d.Subscriber, hist: d.History, ping: d.Ping, bridge: d.Bridge,
-		m:       newMetrics(cfg.Version),
-		streams: make(map[*stream]struct{}),
+		m:         newMetrics(cfg.Version),
+		streams:   make(map[*stream]string),
+		perClient: make(map[string]int),
 	}
 	if cfg.Mercure != nil {
 		var err error
@@ -407,18 +444,25 @@ func (s *Server) publish(ctx context.Context, m pubsub.Message) (string, error) 
 	return s.pub.Publish(ctx, m)
 }
 
-// register adds a stream to the open set. It refuses, saying why, when the
-// node is draining or already holds MaxConnections streams.
-func (s *Server) register(st *stream) (bool, closeReason) {
+// register adds a stream of the client named key (clientKey) to the open
+// set. It refuses, saying why, when the node is draining, when the client
+// already holds MaxStreamsPerClient streams, or when the node holds
+// MaxConnections; refusals by a limit are counted.
+func (s *Server) register(st *stream, key string) (bool, closeReason) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
 	switch {
 	case s.streams == nil:
 		return false, closeShutdown
+	case s.cfg.MaxStreamsPerClient > 0 && s.perClient[key] >= s.cfg.MaxStreamsPerClient:
+		s.m.limited.WithLabelValues(limitStreamsPerClient).Inc()
+		return false, closeLimit
 	case s.cfg.MaxConnections > 0 && len(s.streams) >= s.cfg.MaxConnections:
+		s.m.limited.WithLabelValues(limitConnections).Inc()
 		return false, closeLimit
 	}
-	s.streams[st] = struct{}{}
+	s.streams[st] = key
+	s.perClient[key]++
 	return true, 0
 }
 
@@ -433,10 +477,13 @@ func (s *Server) queuedBytes() int {
 	return n
 }
 
-func (s *Server) unregister(st *stream) {
+func (s *Server) unregister(st *stream, key string) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
 	delete(s.streams, st)
+	if s.perClient[key]--; s.perClient[key] <= 0 {
+		delete(s.perClient, key)
+	}
 }
 
 // drainWaves is how many groups the streams are closed in.

@@ -46,6 +46,8 @@ type testNode struct {
 type nodeOptions struct {
 	logger       zerolog.Logger
 	pingInterval time.Duration // the subscriber's; 50ms
+	// publisher, if set, wraps the node's publisher.
+	publisher func(*pubsub.Publisher) Publisher
 }
 
 func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...func(*nodeOptions)) *testNode {
@@ -67,8 +69,12 @@ func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...fu
 	if cfg.DrainPeriod == 0 {
 		cfg.DrainPeriod = 20 * time.Millisecond
 	}
+	var p Publisher = pub
+	if o.publisher != nil {
+		p = o.publisher(pub)
+	}
 	srv, err := NewServer(cfg, Deps{
-		Publisher: pub,
+		Publisher: p,
 		Subscriber: pubsub.NewSubscriber(rdb, pubsub.SubscriberConfig{Keys: keys, Logger: zerolog.Nop(),
 			PingInterval: o.pingInterval}),
 		History: replay.NewRedisStore(rdb, keys),
@@ -342,6 +348,22 @@ func TestServer_publish(t *testing.T) {
 		{"type with newline", `{"topic":"a","type":"a\nb","data":"x"}`, 400, "control characters"},
 		{"data too large", `{"topic":"a","data":"` + strings.Repeat("x", 101) + `"}`, 413, "at most 100"},
 		{"body too large", `{"topic":"a","data":"` + strings.Repeat("x", 3000) + `"}`, 413, "larger than 2048"},
+		// SSE is UTF-8: what is not UTF-8 text is refused, saying where,
+		// never replaced with U+FFFD.
+		{"invalid bytes in data", "{\"topic\":\"a\",\"data\":\"\xff\xfe bad\"}", 400, `"data" is not valid UTF-8: byte 0xff at offset 0`},
+		{"truncated sequence in data", "{\"topic\":\"a\",\"data\":\"ok \xe2\x82\"}", 400, `"data" is not valid UTF-8: byte 0xe2 at offset 3`},
+		{"lone high surrogate in data", `{"topic":"a","data":"\ud800"}`, 400, `"data" holds a lone UTF-16 surrogate (\ud800 at offset 0`},
+		{"high surrogate before a letter", `{"topic":"a","data":"\ud800\u0041"}`, 400, `lone UTF-16 surrogate`},
+		{"lone low surrogate in data", `{"topic":"a","data":"x\\\udc00"}`, 400, `(\udc00 at offset 3`},
+		{"escaped backslash then u", `{"topic":"a","data":"\\ud800"}`, 200, `\ud800`},
+		{"surrogate pair", `{"topic":"a","data":"\ud83d\ude00 \u00e9"}`, 200, "😀 é"},
+		{"escaped U+FFFD is a character", `{"topic":"a","data":"\ufffd"}`, 200, "\ufffd"},
+		{"invalid bytes in type", "{\"topic\":\"a\",\"type\":\"t\xff\",\"data\":\"x\"}", 400, `"type" is not valid UTF-8: byte 0xff at offset 1`},
+		{"lone surrogate in type", `{"topic":"a","type":"\udbff","data":"x"}`, 400, `"type" holds a lone UTF-16 surrogate`},
+		{"null type", `{"topic":"a","type":null,"data":"x"}`, 200, "x"},
+		{"invalid bytes in topic", "{\"topic\":\"a\xff\",\"data\":\"x\"}", 400, `"topic" is not valid UTF-8`},
+		{"invalid bytes in object data", "{\"topic\":\"a\",\"data\":{\"k\":\"\xff\"}}", 400, `"data" is not valid UTF-8: byte 0xff at offset 6 of the value`},
+		{"type not a string", `{"topic":"a","type":1,"data":"x"}`, 400, `"type" must be a JSON string`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -188,7 +188,7 @@ func checkCommon(t *testing.T, o objects) {
 	expect(t, "rolling update maxUnavailable", get(d, "spec.strategy.rollingUpdate.maxUnavailable"), 0)
 	env := o.env(t)
 	for k, want := range map[string]string{"GATEWAY_ADMIN_ADDR": ":9090", "GATEWAY_DRAIN_PERIOD": "10s",
-		"GATEWAY_SHUTDOWN_TIMEOUT": "20s", "GATEWAY_LOG_FORMAT": "json"} {
+		"GATEWAY_SHUTDOWN_TIMEOUT": "20s", "GATEWAY_LOG_FORMAT": "json", "GATEWAY_BODY_TIMEOUT": "30s", "GATEWAY_MIN_BODY_RATE": "1024"} {
 		expect(t, k, env[k], want)
 	}
 	if env["GATEWAY_REDIS_URL"] == "" {
@@ -256,6 +256,8 @@ func TestChart_valuesFiles(t *testing.T) {
 				expect(t, "jwks url", env["GATEWAY_JWKS_URL"], "https://auth.example.com/.well-known/jwks.json")
 				expect(t, "cors", env["GATEWAY_CORS_ORIGINS"], "https://app.example.com")
 				expect(t, "public topics", env["GATEWAY_PUBLIC_TOPICS"], "status,news/*")
+				expect(t, "trusted proxies", env["GATEWAY_TRUSTED_PROXIES"], "10.0.0.0/8")
+				expect(t, "streams per client", env["GATEWAY_MAX_STREAMS_PER_CLIENT"], "200")
 			}},
 		{"httproute-values.yaml", []string{"Deployment/rel-ssegateway", "HTTPRoute/rel-ssegateway",
 			"PodDisruptionBudget/rel-ssegateway", "Secret/rel-ssegateway-auth", "Service/rel-ssegateway",
@@ -402,6 +404,9 @@ func TestChart_refusesBadValues(t *testing.T) {
 		{[]string{"gateway.redisURL=http://r:6379"}, "redisURL"},
 		{[]string{"gateway.logLevel=verbose"}, "logLevel"},
 		{[]string{"gateway.maxConnectinos=5"}, "maxConnectinos"},
+		{[]string{"gateway.trustedProxies=ingress.local"}, "trustedProxies"},
+		{[]string{"gateway.bodyTimeout=30"}, "bodyTimeout"},
+		{[]string{"gateway.maxStreamsPerClient=-1"}, "maxStreamsPerClient"},
 		{[]string{"gateway.shutdownTimeoutSeconds=5"}, "shutdownTimeoutSeconds must be longer"},
 		{[]string{"tls.enabled=true", "tls.secretName=x", "h2c=true"}, "h2c is for plain-text"},
 		{[]string{"tls.enabled=true"}, "tls.secretName"},

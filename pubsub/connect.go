@@ -211,5 +211,6 @@ func (c RedisConfig) Describe() string {
 		return "(unparsable URL)"
 	}
 	u.User = nil
+	u.RawQuery = "" // may hold sentinel_password
 	return u.Redacted()
 }

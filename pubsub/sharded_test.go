@@ -185,7 +185,9 @@ func TestRedisConfig_Client(t *testing.T) {
 			}
 		})
 	}
-	if d := (pubsub.RedisConfig{URL: "redis://u:secret@h:1"}).Describe(); strings.Contains(d, "secret") {
-		t.Errorf("Describe shows the password: %s", d)
+	for _, u := range []string{"redis://u:secret@h:1", "redis-sentinel://s1:26379/mymaster?sentinel_password=secret"} {
+		if d := (pubsub.RedisConfig{URL: u}).Describe(); strings.Contains(d, "secret") {
+			t.Errorf("Describe shows the password: %s", d)
+		}
 	}
 }

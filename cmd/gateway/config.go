@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type authFlags struct {
 	secret, secretFile, publicKeys, jwksURLs, jwksFile string
 	issuer, audience                                   string
 	publicTopics, corsOrigins                          string
+	trustedProxies                                     string
 }
 
 // configured reports whether any source of keys was given.
@@ -59,6 +61,7 @@ func list(s string) []string {
 // them.
 type redisFlags struct {
 	url, sentinelMaster, sentinelAddrs, clusterAddrs, username, password string
+	passwordFile                                                         string
 }
 
 func (r *redisFlags) register(fs *flag.FlagSet, urlNote string) {
@@ -68,7 +71,28 @@ func (r *redisFlags) register(fs *flag.FlagSet, urlNote string) {
 	fs.StringVar(&r.sentinelAddrs, "redis-sentinel-addrs", "", "Sentinel: comma-separated sentinel host:port [GATEWAY_REDIS_SENTINEL_ADDRS]")
 	fs.StringVar(&r.clusterAddrs, "redis-cluster-addrs", "", "Redis Cluster: comma-separated seed nodes host:port (instead of a URL) [GATEWAY_REDIS_CLUSTER_ADDRS]")
 	fs.StringVar(&r.username, "redis-username", "", "Redis user, with --redis-password [GATEWAY_REDIS_USERNAME]")
-	fs.StringVar(&r.password, "redis-password", "", "Redis password, for a URL without one or the Sentinel or cluster flags (keeps it out of the URL) [GATEWAY_REDIS_PASSWORD]")
+	fs.StringVar(&r.password, "redis-password", "", "Redis password, for a URL without one or the Sentinel or cluster flags (keeps it out of the URL); "+
+		"prefer the variable or --redis-password-file: any user on the machine can read a process's flags [GATEWAY_REDIS_PASSWORD]")
+	fs.StringVar(&r.passwordFile, "redis-password-file", "", "file holding the Redis password (one line), instead of --redis-password [GATEWAY_REDIS_PASSWORD_FILE]")
+}
+
+// readPasswordFile fills the password from --redis-password-file.
+func (r *redisFlags) readPasswordFile() error {
+	if r.passwordFile == "" {
+		return nil
+	}
+	if r.password != "" {
+		return errors.New("--redis-password and --redis-password-file: give one")
+	}
+	b, err := os.ReadFile(r.passwordFile)
+	if err != nil {
+		return fmt.Errorf("--redis-password-file: %w", err)
+	}
+	r.password = strings.TrimRight(string(b), "\r\n")
+	if r.password == "" {
+		return fmt.Errorf("--redis-password-file: %s is empty", r.passwordFile)
+	}
+	return nil
 }
 
 func (r redisFlags) config() pubsub.RedisConfig {
@@ -168,7 +192,8 @@ Flags:
 	fs.DurationVar(&n.MaxConnectionAge, "max-connection-age", 0, "close each stream after this long (plus up to 20% jitter) so load rebalances after a scale-out; the client resumes on any node; 0 is off [GATEWAY_MAX_CONNECTION_AGE]")
 	fs.BoolVar(&n.AllowAnonymous, "insecure-no-auth", false, "allow anyone to subscribe and publish without credentials (implied in single-node mode unless a key is configured) [GATEWAY_INSECURE_NO_AUTH]")
 	a := &c.auth
-	fs.StringVar(&a.secret, "jwt-secret", "", "HMAC secret (at least 32 bytes) verifying HS256/384/512 tokens [GATEWAY_JWT_SECRET]")
+	fs.StringVar(&a.secret, "jwt-secret", "", "HMAC secret (at least 32 bytes) verifying HS256/384/512 tokens; "+
+		"prefer the variable or --jwt-secret-file: any user on the machine can read a process's flags [GATEWAY_JWT_SECRET]")
 	fs.StringVar(&a.secretFile, "jwt-secret-file", "", "file of HMAC secrets, one per line; a token signed with any is accepted (key rotation) [GATEWAY_JWT_SECRET_FILE]")
 	fs.StringVar(&a.publicKeys, "jwt-public-key", "", "comma-separated PEM files of public keys: RSA (RS*/PS*), ECDSA (ES*), Ed25519 (EdDSA) [GATEWAY_JWT_PUBLIC_KEY]")
 	fs.StringVar(&a.jwksURLs, "jwks-url", "", "comma-separated JWKS URLs, cached and refreshed hourly and on unknown kid [GATEWAY_JWKS_URL]")
@@ -179,10 +204,16 @@ Flags:
 	fs.StringVar(&n.TokenCookie, "token-cookie", "sse_token", "cookie that may carry a subscriber's token (EventSource withCredentials); empty disables [GATEWAY_TOKEN_COOKIE]")
 	fs.StringVar(&n.TokenQueryParam, "token-query-param", "", "query parameter that may carry a subscriber's token; off by default because URLs end up in logs [GATEWAY_TOKEN_QUERY_PARAM]")
 	fs.StringVar(&a.corsOrigins, "cors-origins", "", "comma-separated origins allowed to use the gateway from a browser, or * [GATEWAY_CORS_ORIGINS]")
+	fs.StringVar(&a.trustedProxies, "trusted-proxies", "", "comma-separated networks (CIDRs, or single addresses) of the load balancers in front of the node: "+
+		"only from them is X-Forwarded-For believed for the client address (logs, per-client limits); empty believes no header [GATEWAY_TRUSTED_PROXIES]")
 	fs.DurationVar(&n.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (against slowloris) [GATEWAY_READ_HEADER_TIMEOUT]")
 	fs.IntVar(&n.MaxHeaderBytes, "max-header-bytes", 64<<10, "largest request headers; larger requests get 431 [GATEWAY_MAX_HEADER_BYTES]")
+	fs.DurationVar(&n.BodyTimeout, "body-timeout", 30*time.Second, "time a client has to send a request body after its headers; a body not in by then gets 408 and the connection is closed [GATEWAY_BODY_TIMEOUT]")
+	fs.IntVar(&n.MinBodyRate, "min-body-rate", 1024, "bytes per second a request body must arrive at, on average, after its first 5s; slower gets 408 and the connection is closed; 0 is off [GATEWAY_MIN_BODY_RATE]")
 	fs.IntVar(&n.SendBuffer, "send-buffer", 0, "kernel send buffer per HTTP/1.1 stream in bytes (SO_SNDBUF): bounds what a slow client leaves queued in the kernel, so it is evicted and catches up from Redis sooner; 0 keeps the kernel's autotuning [GATEWAY_SEND_BUFFER]")
 	fs.IntVar(&n.MaxConnections, "max-connections", 0, "streams per node; over it a stream gets a 200 with a retry hint and ends, so the client tries again (likely on another node); 0 is unbounded [GATEWAY_MAX_CONNECTIONS]")
+	fs.IntVar(&n.MaxStreamsPerClient, "max-streams-per-client", gateway.DefaultMaxStreamsPerClient, "streams one client may hold open on the node: per token subject, or per client address without a token (an IPv6 client per /64); "+
+		"over it a stream gets a 200 with a retry hint and ends; 0 is unbounded [GATEWAY_MAX_STREAMS_PER_CLIENT]")
 	fs.Float64Var(&n.PublishRate, "publish-rate", 0, "POST /publish events per second per publisher (token subject, else client address); over it: 429; 0 is unbounded [GATEWAY_PUBLISH_RATE]")
 	fs.IntVar(&n.PublishBurst, "publish-burst", 20, "bursts allowed above --publish-rate [GATEWAY_PUBLISH_BURST]")
 	fs.BoolVar(&n.CORSCredentials, "cors-credentials", false, "let those origins send cookies (needed for cookie tokens across origins; not with *) [GATEWAY_CORS_CREDENTIALS]")
@@ -207,11 +238,17 @@ Flags:
 	if err := c.history.validate(); err != nil {
 		return nil, err
 	}
+	if err := c.redis.readPasswordFile(); err != nil {
+		return nil, err
+	}
 	var err error
 	if n.PublicTopics, err = auth.ParsePatterns(list(c.auth.publicTopics)); err != nil {
 		return nil, fmt.Errorf("--public-topics: %w", err)
 	}
 	n.CORSOrigins = list(c.auth.corsOrigins)
+	if n.TrustedProxies, err = parsePrefixes(list(c.auth.trustedProxies)); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	switch {
 	case n.Heartbeat <= 0:
 		return nil, errors.New("--heartbeat must be positive")
@@ -233,6 +270,14 @@ Flags:
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	case c.tlsCert != "" && n.H2C:
 		return nil, errors.New("--h2c is for plain-text listeners; with TLS, HTTP/2 is on already")
+	case n.BodyTimeout <= 0:
+		return nil, errors.New("--body-timeout must be positive")
+	case n.MinBodyRate < 0:
+		return nil, errors.New("--min-body-rate must not be negative")
+	case n.MaxConnections < 0:
+		return nil, errors.New("--max-connections must not be negative")
+	case n.MaxStreamsPerClient < 0:
+		return nil, errors.New("--max-streams-per-client must not be negative")
 	case n.SendBuffer < 0:
 		return nil, errors.New("--send-buffer must not be negative")
 	case n.MaxStreamsPerConnection <= 0:
@@ -240,7 +285,95 @@ Flags:
 	case n.DrainPeriod >= n.ShutdownTimeout:
 		return nil, fmt.Errorf("--drain-period (%v) must be shorter than --shutdown-timeout (%v)", n.DrainPeriod, n.ShutdownTimeout)
 	}
+	// 0 turns these off; in gateway.Config 0 takes the default.
+	if n.MaxStreamsPerClient == 0 {
+		n.MaxStreamsPerClient = -1
+	}
+	if n.MinBodyRate == 0 {
+		n.MinBodyRate = -1
+	}
 	return c, nil
+}
+
+// parsePrefixes reads networks: CIDRs (10.0.0.0/8, fd00::/8) or single
+// addresses (a /32 or /128).
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a network (10.0.0.0/8) nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap().WithZone(""), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// secretFlag reports whether a flag's value is a secret, never to be shown.
+func secretFlag(name string) bool {
+	switch name {
+	case "jwt-secret", "redis-password":
+		return true
+	}
+	return false
+}
+
+// redacted stands for a secret in what the node shows.
+const redacted = "REDACTED"
+
+// redactArgs is the command line with its secrets replaced: the values of
+// secret flags, and in any value that is a URL, its user information and
+// the values of query parameters named like a password.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case !strings.HasPrefix(a, "-") || a == "--":
+			out[i] = redactURL(a)
+		case secretFlag(name) && hasValue:
+			out[i] = a[:len(a)-len(value)] + redacted
+		case secretFlag(name):
+			out[i] = a
+			if i+1 < len(args) {
+				i++
+				out[i] = redacted
+			}
+		case hasValue:
+			out[i] = a[:len(a)-len(value)] + redactURL(value)
+		default:
+			out[i] = a
+		}
+	}
+	return out
+}
+
+// redactURL hides the credentials of v if it is a URL: everything between
+// the scheme and the last @, and the values of parameters whose name
+// contains "password" (redis-sentinel://…?sentinel_password=…).
+func redactURL(v string) string {
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return v
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		rest = redacted + rest[at:]
+	}
+	if base, query, ok := strings.Cut(rest, "?"); ok {
+		params := strings.Split(query, "&")
+		for i, p := range params {
+			if k, _, ok := strings.Cut(p, "="); ok && strings.Contains(strings.ToLower(k), "password") {
+				params[i] = k + "=" + redacted
+			}
+		}
+		rest = base + "?" + strings.Join(params, "&")
+	}
+	return scheme + "://" + rest
 }
 
 // envName is the environment variable behind a flag: GATEWAY_ + the flag

@@ -8,17 +8,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/internal/redistest"
 	"github.com/ssegateway/ssegateway/internal/testcert"
 )
 
@@ -253,6 +258,28 @@ func TestRun_adminListener(t *testing.T) {
 	}
 }
 
+// TestRun_adminListener_bodyTimeout: a request body that never comes holds
+// no socket on the admin listener either (net/http waits for the rest of a
+// small body before it answers, for as long as it takes).
+func TestRun_adminListener_bodyTimeout(t *testing.T) {
+	n := startRun(t, nil, "--admin-addr", "127.0.0.1:0", "--body-timeout", "300ms")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.admin, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.1\r\nHost: admin\r\nContent-Length: 1000\r\n\r\nx")
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // far above the 300ms: without the bound, forever
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body is pending: %v", err)
+	}
+	res.Body.Close()
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("the connection was not closed: %v", err)
+	}
+}
+
 // TestRun_healthcheck: the healthcheck subcommand finds the node from the
 // same environment the node runs with, admin listener first.
 func TestRun_healthcheck(t *testing.T) {
@@ -304,5 +331,101 @@ func TestRun_TLS_http1(t *testing.T) {
 	postEvent(t, hc, n.url, "tls1", "over TLS")
 	if ev, err := parser.Next(); err != nil || ev.Data != "over TLS" {
 		t.Fatalf("%+v %v", ev, err)
+	}
+}
+
+// TestMain_adminShowsNoSecrets runs the binary with its secrets given as
+// flags — the worst case — and reads everything its admin listener serves:
+// no secret may be there, nor in its log. (/debug/pprof/cmdline used to
+// print them: pprof's handler shows os.Args as they are.)
+func TestMain_adminShowsNoSecrets(t *testing.T) {
+	const (
+		jwtSecret  = "jwt-secret-0123456789abcdef0123456789abcdef"
+		redisPass  = "redis-pass-0123456789"
+		unusedPass = "unused-pass-0123456789" // the URL's password wins; still a secret
+	)
+	srv := redistest.Start(t)
+	if err := srv.Client().ConfigSet(context.Background(), "requirepass", redisPass).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "gateway")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	port, admin := redistest.FreePort(t), redistest.FreePort(t)
+	cmd := exec.Command(bin, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "-admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
+		"--redis-url", "redis://default:"+redisPass+"@"+srv.Addr()+"/0",
+		"--redis-password", unusedPass, "--jwt-secret="+jwtSecret, "--log-format", "json", "--log-level", "debug")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	waitReady(t, base)
+	secrets := []string{jwtSecret, redisPass, unusedPass}
+	get := func(path string) string {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, s := range secrets {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("admin %s shows the secret %q", path, s)
+			}
+		}
+		return string(b)
+	}
+	cmdline := get("/debug/pprof/cmdline")
+	if !strings.Contains(cmdline, "--jwt-secret=REDACTED") || !strings.Contains(cmdline, "--redis-password\x00REDACTED") ||
+		!strings.Contains(cmdline, "redis://REDACTED@") || !strings.Contains(cmdline, "-admin-addr") {
+		t.Errorf("cmdline %q: want the command line with its secrets replaced", cmdline)
+	}
+	for _, p := range []string{"/debug/pprof/", "/metrics", "/healthz", "/readyz", "/debug/vars", "/debug/pprof/goroutine?debug=2",
+		"/debug/pprof/heap?debug=1", "/debug/pprof/allocs?debug=1", "/debug/pprof/threadcreate?debug=1", "/debug/pprof/block?debug=1",
+		"/debug/pprof/mutex?debug=1", "/debug/pprof/symbol", "/debug/pprof/trace?seconds=0.2"} {
+		get(p)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	for _, s := range secrets {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("the log shows the secret %q", s)
+		}
+	}
+}
+
+func TestRedactArgs(t *testing.T) {
+	in := []string{"--addr", ":80", "--jwt-secret", "s1", "-jwt-secret=s2", "--redis-password=s3", "-redis-password", "s4",
+		"--redis-url=rediss://u:s5@h:6379/0", "--redis-url", "redis-sentinel://:s6@a:1,b:2/m?sentinel_password=s7&db=1",
+		"--jwks-url", "https://id.example/keys", "--jwt-secret"}
+	got := strings.Join(redactArgs(in), " ")
+	want := "--addr :80 --jwt-secret REDACTED -jwt-secret=REDACTED --redis-password=REDACTED -redis-password REDACTED " +
+		"--redis-url=rediss://REDACTED@h:6379/0 --redis-url redis-sentinel://REDACTED@a:1,b:2/m?sentinel_password=REDACTED&db=1 " +
+		"--jwks-url https://id.example/keys --jwt-secret"
+	if got != want {
+		t.Errorf("redactArgs:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestParseServe_redisPasswordFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(f, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"GATEWAY_REDIS_PASSWORD_FILE": f}
+	c, err := parseServe(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || c.redis.config().Password != "s3cret" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := parseServe([]string{"--redis-password", "x"}, func(k string) string { return env[k] }, io.Discard); err == nil {
+		t.Error("both --redis-password and --redis-password-file accepted")
+	}
+	if _, err := parseServe([]string{"--redis-password-file", f + ".missing"}, func(string) string { return "" }, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "--redis-password-file") {
+		t.Errorf("a missing file: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/pubsub"
@@ -55,6 +56,9 @@ Flags:
 	if err := hist.validate(); err != nil {
 		return err
 	}
+	if err := rf.readPasswordFile(); err != nil {
+		return err
+	}
 	data := fs.Arg(0)
 	if data == "-" {
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, int64(hist.maxEvent)+1))
@@ -62,6 +66,13 @@ Flags:
 			return fmt.Errorf("read data from stdin: %w", err)
 		}
 		data = string(b)
+	}
+	// SSE carries UTF-8 text; json.Marshal (the HTTP path) would replace
+	// anything else with U+FFFD without a word.
+	for _, f := range []struct{ name, v string }{{"--topic", topic}, {"--type", typ}, {"DATA", data}} {
+		if i := firstInvalidUTF8(f.v); i >= 0 {
+			return fmt.Errorf("%s is not valid UTF-8: byte %#x at offset %d; SSE carries UTF-8 text only", f.name, f.v[i], i)
+		}
 	}
 	msg := pubsub.Message{Topic: topic, Type: typ, Data: data, IdempotencyKey: idemKey}
 
@@ -77,6 +88,19 @@ Flags:
 	}
 	_, err = fmt.Fprintln(stdout, id)
 	return err
+}
+
+// firstInvalidUTF8 is the offset of the first byte of s that is not part of
+// valid UTF-8, or -1.
+func firstInvalidUTF8(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 func publishRedis(ctx context.Context, rc pubsub.RedisConfig, prefix string, hist historyFlags, msg pubsub.Message) (string, error) {

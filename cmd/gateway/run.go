@@ -97,6 +97,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if cfg.node.AllowAnonymous {
 		logger.Warn().Msg("--insecure-no-auth: anyone who can reach this node may subscribe to and publish on any topic")
 	}
+	if n := cfg.node; n.MaxConnections > 0 && (n.MaxStreamsPerClient < 0 || n.MaxStreamsPerClient >= n.MaxConnections) {
+		logger.Warn().Int("max_connections", n.MaxConnections).Int("max_streams_per_client", n.MaxStreamsPerClient).
+			Msg("--max-streams-per-client is not below --max-connections: one client can hold every stream of this node")
+	}
 
 	rdb, topology, err := rc.Client()
 	if err != nil {
@@ -150,7 +154,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			ln.Close()
 			return fmt.Errorf("listen on %s (--admin-addr): %w", cfg.adminAddr, err)
 		}
-		stop := serveAdmin(aln, srv.AdminHandler(), logger)
+		stop := serveAdmin(aln, srv.AdminHandler(append([]string{os.Args[0]}, redactArgs(args)...)), logger)
 		defer stop()
 		logger.Info().Str("addr", aln.Addr().String()).Msg("admin listening")
 	}

@@ -436,6 +436,37 @@ func TestRun_publishCommandToRedis(t *testing.T) {
 	}
 }
 
+// TestRun_publishCommand_refusesInvalidUTF8: the CLI refuses data that is
+// not UTF-8, saying where, on both of its paths, and publishes nothing.
+func TestRun_publishCommand_refusesInvalidUTF8(t *testing.T) {
+	n := startRun(t, nil)
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"publish", "--url", n.url, "--topic", "t", "ok \xff\xfe bad"},
+		{"publish", "--url", n.url, "--topic", "t", "--type", "t\xc3", "x"},
+		{"publish", "--redis-url", srv.URL(), "--topic", "t", "ok \xff\xfe bad"},
+	} {
+		var out bytes.Buffer
+		err := run(ctx, args, func(string) string { return "" }, &out, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "not valid UTF-8: byte 0x") {
+			t.Errorf("run %q = %v (printed %q), want a refusal saying where", args, err, out.String())
+		}
+	}
+	if got := srv.Client().Exists(ctx, "sse:{t}:stream").Val(); got != 0 {
+		t.Error("an event was published to Redis")
+	}
+	res, err := http.Get(n.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if ok := metricValue(string(text), `ssegateway_publish_total{result="ok"}`); ok != 0 {
+		t.Errorf("the node published %v events", ok)
+	}
+}
+
 func TestRun_refusesAnonymousWithoutFlag(t *testing.T) {
 	srv := redistest.Start(t)
 	err := run(context.Background(), []string{"--addr", "127.0.0.1:0"},
@@ -446,13 +477,25 @@ func TestRun_refusesAnonymousWithoutFlag(t *testing.T) {
 }
 
 func TestParseServe_flagsEnvDefaults(t *testing.T) {
-	env := map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_HEARTBEAT": "5s", "GATEWAY_HISTORY_MAX_LEN": "77"}
+	env := map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_HEARTBEAT": "5s", "GATEWAY_HISTORY_MAX_LEN": "77",
+		"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,fd00::/8"}
 	c, err := parseServe([]string{"--heartbeat", "3s"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.addr != ":9000" || c.node.Heartbeat != 3*time.Second || c.history.maxLen != 77 || c.prefix != "sse:" {
 		t.Fatalf("got addr %q heartbeat %v maxlen %d prefix %q", c.addr, c.node.Heartbeat, c.history.maxLen, c.prefix)
+	}
+	if got := fmt.Sprint(c.node.TrustedProxies); got != "[10.0.0.0/8 192.0.2.7/32 fd00::/8]" {
+		t.Fatalf("trusted proxies %s", got)
+	}
+	if c.node.MaxStreamsPerClient != 100 || c.node.BodyTimeout != 30*time.Second || c.node.MinBodyRate != 1024 {
+		t.Fatalf("max streams per client %d, body timeout %v, min body rate %d; want the defaults 100, 30s, 1024",
+			c.node.MaxStreamsPerClient, c.node.BodyTimeout, c.node.MinBodyRate)
+	}
+	if c, err := parseServe([]string{"--max-streams-per-client", "0"}, func(string) string { return "" }, io.Discard); err != nil ||
+		c.node.MaxStreamsPerClient >= 0 {
+		t.Fatalf("--max-streams-per-client 0 gives %+v, %v; want unbounded", c, err)
 	}
 	bad := []struct {
 		args []string
@@ -464,6 +507,10 @@ func TestParseServe_flagsEnvDefaults(t *testing.T) {
 		{[]string{"--max-queue-bytes", "10"}, nil, "--max-queue-bytes"},
 		{[]string{"--history-max-len", "-1"}, nil, "--history-max-len"},
 		{[]string{"--drain-period", "20s"}, nil, "--drain-period"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.local"}, nil, "--trusted-proxies"},
+		{[]string{"--max-streams-per-client", "-1"}, nil, "--max-streams-per-client"},
+		{[]string{"--body-timeout", "0s"}, nil, "--body-timeout"},
+		{[]string{"--min-body-rate", "-5"}, nil, "--min-body-rate"},
 		{[]string{"--nope"}, nil, ""},
 		{[]string{"extra"}, nil, ""},
 	}
@@ -749,7 +796,8 @@ func TestRun_reconnectStorm(t *testing.T) {
 
 func reconnectStorm(t *testing.T, sub string, pick func(i int) string) {
 	srv := redistest.Start(t)
-	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"})
+	// 300 clients from one address: past the default per-client limit.
+	n := startRun(t, map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_INSECURE_NO_AUTH": "1"}, "--max-streams-per-client", "0")
 	var ids []string
 	count := map[string]int{}
 	publishNext := func(i int) string {

@@ -40,7 +40,7 @@ func TestMain_SIGTERM_underLoad(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--redis-url", srv.URL(), "--insecure-no-auth",
 		"--log-format", "json", "--log-level", "warn", "--drain-period", drainPeriod.String(),
-		"--shutdown-timeout", shutdownTimeout.String())
+		"--shutdown-timeout", shutdownTimeout.String(), "--max-streams-per-client", "0") // 200 streams from one address
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

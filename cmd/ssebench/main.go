@@ -9,6 +9,8 @@
 //	ssebench publish --concurrency 64                  POST /publish throughput
 //	ssebench publish --redis-url redis://… --batch 64  Go publisher throughput (pipelined)
 //	ssebench suite                                     all of it against a local node and Redis
+//	ssebench soak --duration 10m --streams 19000       hours-long health: a node, Redis (AOF) restarted midway,
+//	                                                   churn, publishing, exact delivery to tracked clients
 //
 // Events it publishes carry "<seq> <unix nanoseconds>" (padded to --size)
 // as their data; the subscribers measure latency from that timestamp.
@@ -37,7 +39,7 @@ func main() {
 	}
 }
 
-const usage = `Usage: ssebench idle|fanout|storm|publish|suite [flags]   (ssebench MODE -h for its flags)
+const usage = `Usage: ssebench idle|fanout|storm|publish|suite|soak [flags]   (ssebench MODE -h for its flags)
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdPublish(ctx, args[1:], stdout, stderr)
 	case "suite":
 		return cmdSuite(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return cmdSoak(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown mode %q", args[0])

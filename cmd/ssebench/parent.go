@@ -115,6 +115,9 @@ func (t *target) spawn(j job, n int) (*workers, error) {
 		}
 		wj := j
 		wj.N = share
+		if n > 0 {
+			wj.Churn = j.Churn * float64(share) / float64(n)
+		}
 		// Each process starts at its own source address.
 		if len(sources) > 0 {
 			k := p % len(sources)
@@ -166,6 +169,7 @@ func (ws *workers) collect(timeout time.Duration) (report, error) {
 			total.Done += g.r.Done
 			total.Gaps += g.r.Gaps
 			total.Tail += g.r.Tail
+			total.Churned += g.r.Churned
 			total.Latency.merge(g.r.Latency)
 			if total.FirstErr == "" {
 				total.FirstErr = g.r.FirstErr
@@ -254,17 +258,32 @@ func (p *publisher) sendData(ctx context.Context, data string) ([]byte, error) {
 // metric reads one unlabelled sample (or the sum of a labelled family's
 // samples matching a label filter) from a Prometheus text page.
 func metric(u, name, filter string) float64 {
-	if u == "" {
-		return -1
-	}
-	res, err := http.Get(u)
+	page, err := metricsPage(u)
 	if err != nil {
 		return -1
 	}
+	return metricIn(page, name, filter)
+}
+
+// metricsPage fetches a Prometheus text page.
+func metricsPage(u string) (string, error) {
+	if u == "" {
+		return "", errors.New("no metrics URL")
+	}
+	c := http.Client{Timeout: 10 * time.Second}
+	res, err := c.Get(u)
+	if err != nil {
+		return "", err
+	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	return string(b), err
+}
+
+// metricIn is metric on a page already fetched; -1 if absent.
+func metricIn(page, name, filter string) float64 {
 	sum, found := 0.0, false
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(page, "\n") {
 		if !strings.HasPrefix(l, name) || (filter != "" && !strings.Contains(l, filter)) {
 			continue
 		}

@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
 )
 
@@ -135,5 +137,73 @@ func TestWorker_fanoutAccounting(t *testing.T) {
 	}
 	if w.lat.N != 5 {
 		t.Errorf("%d latencies", w.lat.N)
+	}
+}
+
+// TestSoak_short runs the soak small and short against a real gateway
+// process and a real Redis (AOF) restarted midway: every event reaches the
+// tracked clients exactly once, in order, across their reconnects and the
+// restart, and the report adds up. (Memory flatness needs minutes of
+// warm-up: make soak.)
+func TestSoak_short(t *testing.T) {
+	dir := t.TempDir()
+	self, gw := filepath.Join(dir, "ssebench"), filepath.Join(dir, "gateway")
+	for out, pkg := range map[string]string{self: ".", gw: "../gateway"} {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	c := soakConfig{gateway: gw, exe: self, duration: 12 * time.Second, streams: 240, tracked: 15, churn: 10, rate: 20, topics: 6,
+		warmup: 3 * time.Second, every: 2 * time.Second, restartAt: 5 * time.Second, redisDown: time.Second, drain: 30 * time.Second,
+		sources: "127.0.0.1-127.0.0.4", perProc: 120}
+	r, err := runSoak(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	r.print(&out, c)
+	t.Log(out.String())
+	tt := r.Tracked
+	if tt.Checked == 0 || tt.Lost != 0 || tt.Dupes != 0 || tt.Reordered != 0 || tt.HistoryLost != 0 || tt.Unexpected != 0 || tt.Errors != 0 {
+		t.Errorf("tracked clients: %+v", tt)
+	}
+	if r.LoadOpened != 225 || r.Published < 100 || r.RedisDown < time.Second || r.PubSubDisconnects < 1 || r.Churned == 0 || tt.Reconnects == 0 {
+		t.Errorf("opened %d, published %d, Redis away %v, pub/sub disconnects %v, churned %d, tracked reconnects %d",
+			r.LoadOpened, r.Published, r.RedisDown, r.PubSubDisconnects, r.Churned, tt.Reconnects)
+	}
+	if r.Start.At < c.warmup || r.Middle.At < c.restartAt || r.End.At < c.duration || r.End.Streams != 240 || r.End.FDs < 240 {
+		t.Errorf("samples: start %+v, middle %+v, end %+v", r.Start, r.Middle, r.End)
+	}
+	if r.HistoryLostSent != 0 {
+		t.Errorf("the node sent %v history-lost events: Redis kept its data", r.HistoryLostSent)
+	}
+}
+
+// TestTrackedClient_accounting: per topic, a skipped number is lost until
+// it arrives late (then it is reordered), a repeated one duplicated, and
+// what was published after the last number received is lost at the end.
+func TestTrackedClient_accounting(t *testing.T) {
+	tr := newTracker("http://x", []string{"a"}, 1)
+	tc := tr.clients[0]
+	now := time.Now().UnixNano()
+	for _, ev := range []sseclient.Event{
+		{Type: "message", Data: fmt.Sprintf("a 0 %d", now)},
+		{Type: "message", Data: fmt.Sprintf("a 1 %d", now)},
+		{Type: "message", Data: fmt.Sprintf("a 3 %d", now)},
+		{Type: "message", Data: fmt.Sprintf("a 2 %d", now)},
+		{Type: "message", Data: fmt.Sprintf("a 3 %d", now)},
+		{Type: "message", Data: fmt.Sprintf("a 5 %d", now)},
+		{Type: "history-lost", Data: `{"topics":["a"]}`},
+		{Type: "message", Data: fmt.Sprintf("b 0 %d", now)},
+		{Type: "message", Data: "a x 1"},
+		{Type: "status", Data: fmt.Sprintf("a 6 %d", now)},
+	} {
+		if err := tc.handle(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tt := tr.totals(map[string]int64{"a": 8})
+	if tt.Checked != 6 || tt.Lost != 1+2 || tt.NotReached != 2 || tt.Reordered != 1 || tt.Dupes != 1 || tt.HistoryLost != 1 || tt.Unexpected != 3 {
+		t.Errorf("%+v", tt)
 	}
 }

@@ -184,7 +184,9 @@ func startNode(bin, redisURL, dir string, stderr io.Writer, extra ...string) (*n
 		return nil, err
 	}
 	args := append([]string{"--addr", fmt.Sprintf("127.0.0.1:%d", port), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
-		"--redis-url", redisURL, "--insecure-no-auth", "--log-level", "warn", "--log-format", "json", "--drain-period", "1s"}, extra...)
+		"--redis-url", redisURL, "--insecure-no-auth", "--log-level", "warn", "--log-format", "json", "--drain-period", "1s",
+		// Thousands of streams from 20 source addresses: no per-client limit.
+		"--max-streams-per-client", "0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("gateway-%d.log", port)))
 	if err != nil {

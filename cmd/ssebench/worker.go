@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,7 +20,7 @@ import (
 
 // job is what the parent asks one worker process to do.
 type job struct {
-	Mode    string   `json:"mode"`    // idle, fanout, storm
+	Mode    string   `json:"mode"`    // idle, fanout, storm, soak
 	URL     string   `json:"url"`     // http://host:port
 	Paths   []string `json:"paths"`   // request paths (with query), used in turn
 	N       int      `json:"n"`       // connections
@@ -30,6 +31,10 @@ type job struct {
 	// publishing them one after another, so each one's events reach a
 	// client in order whatever the others do.
 	Publishers int `json:"publishers"`
+	// Soak: streams this worker disconnects per second, each picked at
+	// random and reconnected at once (with its Last-Event-ID), from "go"
+	// until "stop".
+	Churn float64 `json:"churn"`
 }
 
 // report is what a worker sends back, as JSON lines.
@@ -49,6 +54,8 @@ type report struct {
 	Gaps    int64 `json:"gaps"`
 	Tail    int64 `json:"tail"`
 	Latency *hist `json:"latency"`
+	// Soak: streams disconnected by the churn (each reconnected at once).
+	Churned int64 `json:"churned"`
 }
 
 // runWorker is the worker process: a job on stdin, then commands ("go",
@@ -90,6 +97,15 @@ func runWorker(stdin io.Reader, stdout io.Writer) error {
 	if err := out.Encode(rep); err != nil {
 		return err
 	}
+	if j.Mode == "soak" {
+		// "go" starts the churn; then "stop" as below.
+		if !in.Scan() || in.Text() != "go" {
+			return errors.New("worker: expected go")
+		}
+		if j.Churn > 0 {
+			w.wg.Go(w.churn)
+		}
+	}
 	var published []int64 // per publisher
 	if in.Scan() {
 		if v, ok := strings.CutPrefix(in.Text(), "stop "); ok && v != "-1" {
@@ -129,9 +145,9 @@ type worker struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 
-	opened, failed, events, lost, dupes, reconnects, done atomic.Int64
-	errOnce                                               sync.Once
-	firstErr                                              atomic.Value
+	opened, failed, events, lost, dupes, reconnects, done, churned atomic.Int64
+	errOnce                                                        sync.Once
+	firstErr                                                       atomic.Value
 
 	lat     *hist
 	clients []*client
@@ -144,12 +160,40 @@ type client struct {
 	last   int64   // storm: last sequence number received
 	lastOf []int64 // fanout: per publisher, the last sequence number received
 	retry  time.Duration
-	conn   net.Conn
+
+	mu      sync.Mutex // guards conn and churned: the churn closes conns
+	conn    net.Conn   // the open connection; nil between connections
+	churned bool       // conn was closed by the churn: reconnect at once
+}
+
+// setConn records the client's open connection, or its end (nil), and
+// says whether the churn had closed it.
+func (c *client) setConn(conn net.Conn) (churned bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if conn == nil && c.conn != nil {
+		_ = c.conn.Close()
+	}
+	c.conn, churned, c.churned = conn, c.churned, false
+	return churned
+}
+
+// disconnect closes the client's connection, if it has one, as the churn
+// does; the client reconnects at once.
+func (c *client) disconnect() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil || c.churned {
+		return false
+	}
+	c.churned = true
+	_ = c.conn.Close()
+	return true
 }
 
 func (w *worker) report(kind string) report {
 	r := report{Kind: kind, Opened: w.opened.Load(), Failed: w.failed.Load(), Events: w.events.Load(),
-		Lost: w.lost.Load(), Dupes: w.dupes.Load(), Reconnects: w.reconnects.Load(), Done: w.done.Load()}
+		Lost: w.lost.Load(), Dupes: w.dupes.Load(), Reconnects: w.reconnects.Load(), Done: w.done.Load(), Churned: w.churned.Load()}
 	if e, ok := w.firstErr.Load().(string); ok {
 		r.FirstErr = e
 	}
@@ -201,7 +245,7 @@ func (w *worker) run(c *client, ready *sync.WaitGroup, limit chan struct{}, t0 t
 	defer signal()
 	for {
 		limit <- struct{}{}
-		br, err := w.connect(c)
+		br, conn, err := w.connect(c)
 		<-limit
 		if err != nil {
 			w.fail(err)
@@ -218,19 +262,28 @@ func (w *worker) run(c *client, ready *sync.WaitGroup, limit chan struct{}, t0 t
 			w.opened.Add(1)
 		}
 		signal()
+		c.setConn(conn)
 		stopped := make(chan struct{})
 		go func() {
 			select {
 			case <-w.stop:
-				c.conn.Close()
+				conn.Close()
 			case <-stopped:
 			}
 		}()
 		complete := w.read(c, br, t0)
 		close(stopped)
-		c.conn.Close()
+		churned := c.setConn(nil)
 		if complete {
 			return
+		}
+		if churned {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			continue // a new connection at once, as a page reload would
 		}
 		select {
 		case <-w.stop:
@@ -241,14 +294,14 @@ func (w *worker) run(c *client, ready *sync.WaitGroup, limit chan struct{}, t0 t
 	}
 }
 
-func (w *worker) connect(c *client) (*bufio.Reader, error) {
+func (w *worker) connect(c *client) (*bufio.Reader, net.Conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if c.local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: c.local}
 	}
 	conn, err := d.Dial("tcp", w.target.Host)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var req bytes.Buffer
 	fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n", c.path, w.target.Host)
@@ -259,22 +312,37 @@ func (w *worker) connect(c *client) (*bufio.Reader, error) {
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := conn.Write(req.Bytes()); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	br := bufio.NewReaderSize(conn, 4096)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		conn.Close()
-		return nil, fmt.Errorf("status %s, content type %q", res.Status, res.Header.Get("Content-Type"))
+		return nil, nil, fmt.Errorf("status %s, content type %q", res.Status, res.Header.Get("Content-Type"))
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c.conn = conn
 	// The body, chunked or not, is read through net/http's body reader.
-	return bufio.NewReaderSize(res.Body, 4096), nil
+	return bufio.NewReaderSize(res.Body, 4096), conn, nil
+}
+
+// churn disconnects job.Churn random streams a second until stopped.
+func (w *worker) churn() {
+	tick := time.NewTicker(time.Duration(float64(time.Second) / w.job.Churn))
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-tick.C:
+			if w.clients[rand.IntN(len(w.clients))].disconnect() {
+				w.churned.Add(1)
+			}
+		}
+	}
 }
 
 // read parses the event stream. Event data is "<seq> <unix nanos>[ pad]".
@@ -324,6 +392,10 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 // event accounts one event; true when a storm client has all it wanted.
 func (w *worker) event(c *client, data []byte, t0 time.Time) bool {
 	now := time.Now()
+	if w.job.Mode == "soak" {
+		w.events.Add(1) // the tracked clients check delivery; these only hold streams
+		return false
+	}
 	if w.job.Mode == "storm" {
 		seqB, _, _ := bytes.Cut(data, []byte(" "))
 		seq, err := strconv.ParseInt(string(seqB), 10, 64)
