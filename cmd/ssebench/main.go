@@ -8,10 +8,12 @@
 //	ssebench storm   --clients 1000 --events 1000      many clients resuming at once
 //	ssebench publish --concurrency 64                  POST /publish throughput
 //	ssebench publish --redis-url redis://… --batch 64  Go publisher throughput (pipelined)
+//	ssebench floor-server --addr 127.0.0.1:8090        the bare SSE fan-out the gateway is compared with
 //	ssebench suite                                     all of it against a local node and Redis
 //
-// Events it publishes carry "<seq> <unix nanoseconds>" (padded to --size)
-// as their data; the subscribers measure latency from that timestamp.
+// Events it publishes carry "<publisher> <seq> <unix nanoseconds>" (padded
+// to --size) as their data; the subscribers measure latency from that
+// timestamp and count loss per publisher.
 package main
 
 import (
@@ -37,7 +39,7 @@ func main() {
 	}
 }
 
-const usage = `Usage: ssebench idle|fanout|storm|publish|suite [flags]   (ssebench MODE -h for its flags)
+const usage = `Usage: ssebench idle|fanout|storm|publish|floor-server|suite [flags]   (ssebench MODE -h for its flags)
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdStorm(ctx, args[1:], stdout, stderr)
 	case "publish":
 		return cmdPublish(ctx, args[1:], stdout, stderr)
+	case "floor-server":
+		return cmdFloorServer(ctx, args[1:], stdout, stderr)
 	case "suite":
 		return cmdSuite(ctx, args[1:], stdout, stderr)
 	}
