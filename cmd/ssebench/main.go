@@ -5,15 +5,17 @@
 //
 //	ssebench idle    --conns 10000 --pid PID           RSS per idle connection
 //	ssebench fanout  --subs 1000 --rate 200 --pid PID  latency, loss and server CPU
+//	ssebench fanout  --topic 'bench/*' --spread 100    the same on a pattern subscription
 //	ssebench storm   --clients 1000 --events 1000      many clients resuming at once
 //	ssebench publish --concurrency 64                  POST /publish throughput
 //	ssebench publish --redis-url redis://… --batch 64  Go publisher throughput (pipelined)
 //	ssebench floor-server --addr 127.0.0.1:8090        the bare SSE fan-out the gateway is compared with
-//	ssebench suite                                     all of it against a local node and Redis
+//	ssebench suite                                     all of it against a local node, Redis and floor server
 //
 // Events it publishes carry "<publisher> <seq> <unix nanoseconds>" (padded
 // to --size) as their data; the subscribers measure latency from that
-// timestamp and count loss per publisher.
+// timestamp and count loss per publisher. On a pattern subscription each
+// event's data is {"topic","data"}, unwrapped before it is read.
 package main
 
 import (

@@ -30,6 +30,9 @@ type job struct {
 	// publishing them one after another, so each one's events reach a
 	// client in order whatever the others do.
 	Publishers int `json:"publishers"`
+	// Named: the streams subscribe to a pattern, so each event's data is
+	// {"topic": "<topic>", "data": "<the data as published>"}.
+	Named bool `json:"named"`
 }
 
 // report is what a worker sends back, as JSON lines.
@@ -295,7 +298,11 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 				c.lastID = id
 			}
 			if hasData {
-				if w.event(c, data, t0) {
+				d, ok := data, true
+				if w.job.Named {
+					d, ok = unwrapNamed(data)
+				}
+				if ok && w.event(c, d, t0) {
 					return true
 				}
 			}
@@ -372,4 +379,29 @@ func (w *worker) event(c *client, data []byte, t0 time.Time) bool {
 		w.lat.add(now.Sub(time.Unix(0, ts)))
 	}
 	return false
+}
+
+// unwrapNamed returns the published data of an event of a pattern stream,
+// whose data is {"topic":"<topic>","data":"<data>"} (see the README,
+// "Pattern subscriptions"). The benchmark's own data needs no escapes, so
+// it is cut out in place; anything else goes through encoding/json. ok is
+// false for data of another shape.
+func unwrapNamed(b []byte) (data []byte, ok bool) {
+	const head, mid = `{"topic":"`, `","data":"`
+	if rest, ok := bytes.CutPrefix(b, []byte(head)); ok {
+		if i := bytes.Index(rest, []byte(mid)); i >= 0 && !bytes.ContainsRune(rest[:i], '\\') {
+			d := rest[i+len(mid):]
+			if inner, ok := bytes.CutSuffix(d, []byte(`"}`)); ok && !bytes.ContainsAny(inner, `"\\`) {
+				return inner, true
+			}
+		}
+	}
+	var v struct {
+		Topic *string `json:"topic"`
+		Data  *string `json:"data"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.Topic == nil || v.Data == nil {
+		return nil, false
+	}
+	return []byte(*v.Data), true
 }
