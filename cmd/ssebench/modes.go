@@ -83,6 +83,7 @@ type fanoutResult struct {
 	Expected, Received  int64 // deliveries
 	Lost, Dupes         int64
 	Gaps, Tail          int64 // of Lost: missing below a client's newest event, or not reached yet
+	HistoryLost         int64 // history-lost events the clients got
 	Reconnects          int64
 	P50, P99, Max       time.Duration
 	CPU                 time.Duration // server CPU over the publishing window
@@ -203,7 +204,7 @@ func doFanout(ctx context.Context, t *target, subs int, rate float64, dur time.D
 	}
 	r.Expected = int64(subs) * r.Published
 	r.Received = res.Events - res.Dupes
-	r.Lost, r.Dupes, r.Reconnects, r.Gaps, r.Tail = res.Lost, res.Dupes, res.Reconnects, res.Gaps, res.Tail
+	r.Lost, r.Dupes, r.Reconnects, r.Gaps, r.Tail, r.HistoryLost = res.Lost, res.Dupes, res.Reconnects, res.Gaps, res.Tail, res.HistoryLost
 	r.P50, r.P99, r.Max = res.Latency.quantile(0.5), res.Latency.quantile(0.99), time.Duration(res.Latency.Max)
 	if e1 := metric(t.metricURL, "ssegateway_connections_closed_total", `reason="slow"`); e1 >= 0 && evicted0 >= 0 {
 		r.Evicted = e1 - evicted0
@@ -258,8 +259,8 @@ func printFanout(w io.Writer, r fanoutResult) {
 	fmt.Fprintf(w, "deliveries %d of %d: missing %d (%d in gaps: lost; %d not reached yet: behind), duplicated %d; reconnects %d, evicted %v\n",
 		r.Received, r.Expected, r.Lost, r.Gaps, r.Tail, r.Dupes, r.Reconnects, r.Evicted)
 	fmt.Fprintf(w, "latency p50 %s p99 %s max %s\n", ms(r.P50), ms(r.P99), ms(r.Max))
-	if r.Gaps > 0 || r.Dupes > 0 {
-		fmt.Fprintf(w, "LOSS OR DUPLICATES: %d lost, %d duplicated\n", r.Gaps, r.Dupes)
+	if r.Gaps > 0 || r.Dupes > 0 || r.HistoryLost > 0 {
+		fmt.Fprintf(w, "LOSS OR DUPLICATES: %d lost, %d duplicated, %d history-lost events\n", r.Gaps, r.Dupes, r.HistoryLost)
 	}
 	if r.PerWrite > 0 {
 		fmt.Fprintf(w, "server: %.1f events per write\n", r.PerWrite)
@@ -277,6 +278,7 @@ type stormResult struct {
 	Clients, Done    int64
 	Events           int64
 	Lost, Dupes      int64
+	HistoryLost      int64
 	P50, P99, Max    time.Duration
 	OwnReads, Shared float64
 	FirstErr         string
@@ -317,7 +319,7 @@ func doStorm(ctx context.Context, t *target, clients, events, size int, topic st
 	if err != nil {
 		return r, err
 	}
-	r.Done, r.Lost, r.Dupes, r.FirstErr = res.Done, res.Lost, res.Dupes, res.FirstErr
+	r.Done, r.Lost, r.Dupes, r.HistoryLost, r.FirstErr = res.Done, res.Lost, res.Dupes, res.HistoryLost, res.FirstErr
 	r.P50, r.P99, r.Max = res.Latency.quantile(0.5), res.Latency.quantile(0.99), time.Duration(res.Latency.Max)
 	if own0 >= 0 {
 		r.OwnReads = metric(t.metricURL, "ssegateway_replay_reads_total", `shared="false"`) - own0
@@ -355,8 +357,8 @@ func cmdStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func printStorm(w io.Writer, r stormResult) {
-	fmt.Fprintf(w, "%d of %d clients got all %d missed events; lost %d, duplicated %d %s\n",
-		r.Done, r.Clients, r.Events, r.Lost, r.Dupes, r.FirstErr)
+	fmt.Fprintf(w, "%d of %d clients got all %d missed events; lost %d, duplicated %d, history-lost events %d %s\n",
+		r.Done, r.Clients, r.Events, r.Lost, r.Dupes, r.HistoryLost, r.FirstErr)
 	fmt.Fprintf(w, "time to complete: p50 %s p99 %s max %s\n", ms(r.P50), ms(r.P99), ms(r.Max))
 	if r.OwnReads >= 0 {
 		fmt.Fprintf(w, "history reads: %.0f made, %.0f shared\n", r.OwnReads, r.Shared)

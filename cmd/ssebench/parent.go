@@ -168,6 +168,7 @@ func (ws *workers) collect(timeout time.Duration) (report, error) {
 			total.Done += g.r.Done
 			total.Gaps += g.r.Gaps
 			total.Tail += g.r.Tail
+			total.HistoryLost += g.r.HistoryLost
 			total.Latency.merge(g.r.Latency)
 			if total.FirstErr == "" {
 				total.FirstErr = g.r.FirstErr

@@ -229,7 +229,7 @@ func TestSuite(t *testing.T) {
 			t.Errorf("the output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if strings.Contains(out.String(), "lost, duplicated") {
+	if strings.Contains(out.String(), "deliveries lost, duplicated") {
 		t.Errorf("loss reported:\n%s", out.String())
 	}
 	if kids := children(t); len(kids) > 0 {
@@ -312,7 +312,8 @@ func TestUnwrapNamed(t *testing.T) {
 }
 
 // TestWorker_namedEvents: a pattern stream's events are unwrapped before
-// they are counted, per publisher, whatever topic each went to.
+// they are counted, per publisher, whatever topic each went to; a
+// history-lost event is counted as such.
 func TestWorker_namedEvents(t *testing.T) {
 	w := &worker{job: job{Mode: "fanout", Publishers: 1, Named: true}, lat: newHist()}
 	c := &client{}
@@ -323,7 +324,7 @@ func TestWorker_namedEvents(t *testing.T) {
 	}
 	stream.WriteString("event: history-lost\ndata: {\"topics\":[\"b/*\"],\"reason\":\"trimmed\"}\n\n")
 	w.read(c, bufio.NewReader(strings.NewReader(stream.String())), time.Now())
-	if w.events.Load() != 3 || w.lost.Load() != 1 || w.dupes.Load() != 0 || c.lastID != "2" {
-		t.Errorf("events %d lost %d dupes %d last id %q", w.events.Load(), w.lost.Load(), w.dupes.Load(), c.lastID)
+	if w.events.Load() != 3 || w.lost.Load() != 1 || w.dupes.Load() != 0 || w.historyLost.Load() != 1 || c.lastID != "2" {
+		t.Errorf("events %d lost %d dupes %d history-lost %d last id %q", w.events.Load(), w.lost.Load(), w.dupes.Load(), w.historyLost.Load(), c.lastID)
 	}
 }

@@ -199,10 +199,17 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if r.PerWrite > 0 {
 			perWrite = fmt.Sprintf(", %.1f events per write", r.PerWrite)
 		}
+		if r.HistoryLost > 0 {
+			perWrite += fmt.Sprintf("; %d history-lost events", r.HistoryLost)
+		}
+		pubErrs := ""
+		if r.PublishErrs > 0 {
+			pubErrs = fmt.Sprintf(", %d publish errors (the last: %s)", r.PublishErrs, r.PubErrMsg)
+		}
 		row(label, fmt.Sprintf("p50 %s, p99 %s, max %s; %d of %d deliveries, %d lost (gaps), %d not reached by the end, duplicated %d; reconnects %d, evicted %.0f; "+
-			"published %.1f/s of %.0f offered (publish p99 %s); server CPU %.2f s%s over %.1f s%s; peak RSS %.0f MiB",
+			"published %.1f/s of %.0f offered (publish p99 %s%s); server CPU %.2f s%s over %.1f s%s; peak RSS %.0f MiB",
 			ms(r.P50), ms(r.P99), ms(r.Max), r.Received, r.Expected, r.Gaps, r.Tail, r.Dupes, r.Reconnects, r.Evicted,
-			r.Achieved, r.Offered, ms(r.PublishP99), r.CPU.Seconds(), redis, r.Window.Seconds(), perWrite, float64(r.PeakRSS)/(1<<20)))
+			r.Achieved, r.Offered, ms(r.PublishP99), pubErrs, r.CPU.Seconds(), redis, r.Window.Seconds(), perWrite, float64(r.PeakRSS)/(1<<20)))
 	}
 	// 64 or more concurrent publishers, so a slow publish round trip does not
 	// throttle the offered rate (loss is counted per sequence number, so
@@ -280,7 +287,8 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				if err != nil {
 					return err
 				}
-				row("one reconnect replaying 10,000 events on "+v.what, fmt.Sprintf("%s (%d of 1 complete, lost %d, duplicated %d)", ms(r.Max), r.Done, r.Lost, r.Dupes))
+				row("one reconnect replaying 10,000 events on "+v.what, fmt.Sprintf("%s (%d of 1 complete, lost %d, duplicated %d, history-lost events %d)",
+					ms(r.Max), r.Done, r.Lost, r.Dupes, r.HistoryLost))
 				return nil
 			}); err != nil {
 				return err
@@ -312,8 +320,8 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				if err != nil {
 					return err
 				}
-				row(fmt.Sprintf("%d clients resuming at once, 1,000 events missed each", clients), fmt.Sprintf("all done in %s (p50 %s, p99 %s); %d of %d complete, lost %d, duplicated %d; history reads %.0f, shared %.0f",
-					ms(r.Max), ms(r.P50), ms(r.P99), r.Done, r.Clients, r.Lost, r.Dupes, r.OwnReads, r.Shared))
+				row(fmt.Sprintf("%d clients resuming at once, 1,000 events missed each", clients), fmt.Sprintf("all done in %s (p50 %s, p99 %s); %d of %d complete, lost %d, duplicated %d, history-lost events %d; history reads %.0f, shared %.0f",
+					ms(r.Max), ms(r.P50), ms(r.P99), r.Done, r.Clients, r.Lost, r.Dupes, r.HistoryLost, r.OwnReads, r.Shared))
 				return nil
 			})
 		}},
@@ -371,8 +379,9 @@ func printRatios(w io.Writer, comps []*comparison) {
 		if g.PerWrite > 0 && f.PerWrite > 0 {
 			line(c.label, "events per write", fmt.Sprintf("%.1f", g.PerWrite), fmt.Sprintf("%.1f", f.PerWrite), 0, 0)
 		}
-		if g.Gaps+g.Dupes+f.Gaps+f.Dupes > 0 || g.Tail+f.Tail > 0 {
-			fmt.Fprintf(w, "| %s | lost, duplicated, not reached | %d, %d, %d | %d, %d, %d | |\n", c.label, g.Gaps, g.Dupes, g.Tail, f.Gaps, f.Dupes, f.Tail)
+		if g.Gaps+g.Dupes+g.Tail+g.HistoryLost+f.Gaps+f.Dupes+f.Tail+f.HistoryLost > 0 {
+			fmt.Fprintf(w, "| %s | deliveries lost, duplicated, not reached by the end; history-lost events | %d, %d, %d; %d | %d, %d, %d; %d | |\n",
+				c.label, g.Gaps, g.Dupes, g.Tail, g.HistoryLost, f.Gaps, f.Dupes, f.Tail, f.HistoryLost)
 		}
 	}
 }

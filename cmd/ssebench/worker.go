@@ -49,9 +49,12 @@ type report struct {
 	// Fanout: of the events not received at the end, Gaps were skipped in
 	// a publisher's sequence (lost), Tail were after the last one a client
 	// got from that publisher (the client was behind).
-	Gaps    int64 `json:"gaps"`
-	Tail    int64 `json:"tail"`
-	Latency *hist `json:"latency"`
+	Gaps int64 `json:"gaps"`
+	Tail int64 `json:"tail"`
+	// HistoryLost counts history-lost events: the server said it could
+	// not deliver everything (what follows one may repeat events).
+	HistoryLost int64 `json:"history_lost"`
+	Latency     *hist `json:"latency"`
 }
 
 // runWorker is the worker process: a job on stdin, then commands ("go",
@@ -133,6 +136,7 @@ type worker struct {
 	wg     sync.WaitGroup
 
 	opened, failed, events, lost, dupes, reconnects, done atomic.Int64
+	historyLost                                           atomic.Int64
 	errOnce                                               sync.Once
 	firstErr                                              atomic.Value
 
@@ -152,7 +156,8 @@ type client struct {
 
 func (w *worker) report(kind string) report {
 	r := report{Kind: kind, Opened: w.opened.Load(), Failed: w.failed.Load(), Events: w.events.Load(),
-		Lost: w.lost.Load(), Dupes: w.dupes.Load(), Reconnects: w.reconnects.Load(), Done: w.done.Load()}
+		Lost: w.lost.Load(), Dupes: w.dupes.Load(), Reconnects: w.reconnects.Load(), Done: w.done.Load(),
+		HistoryLost: w.historyLost.Load()}
 	if e, ok := w.firstErr.Load().(string); ok {
 		r.FirstErr = e
 	}
@@ -287,6 +292,7 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 	hasData := false
 	var id string
 	idSet := false
+	lost := false // the event is a history-lost
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
@@ -297,7 +303,10 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 			if idSet {
 				c.lastID = id
 			}
-			if hasData {
+			switch {
+			case hasData && lost:
+				w.historyLost.Add(1)
+			case hasData:
 				d, ok := data, true
 				if w.job.Named {
 					d, ok = unwrapNamed(data)
@@ -306,7 +315,7 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 					return true
 				}
 			}
-			data, hasData, idSet = data[:0], false, false
+			data, hasData, idSet, lost = data[:0], false, false, false
 			continue
 		}
 		field, value, _ := bytes.Cut(line, []byte(":"))
@@ -320,6 +329,8 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 			hasData = true
 		case "id":
 			id, idSet = string(value), true
+		case "event":
+			lost = string(value) == "history-lost"
 		case "retry":
 			if ms, err := strconv.Atoi(string(value)); err == nil {
 				c.retry = time.Duration(ms) * time.Millisecond
