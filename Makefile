@@ -75,9 +75,12 @@ image:
 		--platform linux/$(IMAGE_ARCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 		-f deploy/Containerfile -t $(IMAGE) $(IMAGE_CONTEXT)
 
-## bench: the Go micro-benchmarks (encoder, cursor, hub fan-out, queue, patterns) with allocations,
-## publish and fan-in throughput on one real Redis and on a 3-primary Redis Cluster, then the load
-## scenarios (cmd/ssebench suite) against a node and Redis started locally, printed as one table
+## bench: the Go micro-benchmarks (encoder, cursor, hub fan-out to topics and to 1–10,000 patterns,
+## queue, patterns) with allocations; publish and fan-in throughput on one real Redis and on a
+## 3-primary Redis Cluster, and a publish's cost in Redis before and after contract v2; then the load
+## scenarios (cmd/ssebench suite) against a node and Redis started locally and against the floor
+## server (ssebench floor-server) in the same run, on a topic and on a pattern: the gateway / floor
+## ratios first, then every figure
 BENCHTIME ?= 1s
 SUITEFLAGS ?=
 bench: deps

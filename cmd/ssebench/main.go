@@ -5,15 +5,19 @@
 //
 //	ssebench idle    --conns 10000 --pid PID           RSS per idle connection
 //	ssebench fanout  --subs 1000 --rate 200 --pid PID  latency, loss and server CPU
+//	ssebench fanout  --topic 'bench/*' --spread 100    the same on a pattern subscription
 //	ssebench storm   --clients 1000 --events 1000      many clients resuming at once
 //	ssebench publish --concurrency 64                  POST /publish throughput
 //	ssebench publish --redis-url redis://… --batch 64  Go publisher throughput (pipelined)
-//	ssebench suite                                     all of it against a local node and Redis
+//	ssebench floor-server --addr 127.0.0.1:8090        the bare SSE fan-out the gateway is compared with
+//	ssebench suite                                     all of it against a local node, Redis and floor server
 //	ssebench soak --duration 10m --streams 19000       hours-long health: a node, Redis (AOF) restarted midway,
 //	                                                   churn, publishing, exact delivery to tracked clients
 //
-// Events it publishes carry "<seq> <unix nanoseconds>" (padded to --size)
-// as their data; the subscribers measure latency from that timestamp.
+// Events it publishes carry "<publisher> <seq> <unix nanoseconds>" (padded
+// to --size) as their data; the subscribers measure latency from that
+// timestamp and count loss per publisher. On a pattern subscription each
+// event's data is {"topic","data"}, unwrapped before it is read.
 package main
 
 import (
@@ -39,7 +43,7 @@ func main() {
 	}
 }
 
-const usage = `Usage: ssebench idle|fanout|storm|publish|suite|soak [flags]   (ssebench MODE -h for its flags)
+const usage = `Usage: ssebench idle|fanout|storm|publish|floor-server|suite|soak [flags]   (ssebench MODE -h for its flags)
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -58,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdStorm(ctx, args[1:], stdout, stderr)
 	case "publish":
 		return cmdPublish(ctx, args[1:], stdout, stderr)
+	case "floor-server":
+		return cmdFloorServer(ctx, args[1:], stdout, stderr)
 	case "suite":
 		return cmdSuite(ctx, args[1:], stdout, stderr)
 	case "soak":

@@ -28,6 +28,7 @@ type target struct {
 	sources   string // source address range
 	perProc   int    // connections per worker process
 	pid       int    // server process, for RSS and CPU; 0 if unknown
+	redisPID  int    // the Redis it uses, for CPU; 0 if unknown
 	metricURL string // the server's Prometheus metrics, if any
 	exe       string // the ssebench binary that runs workers; this one by default
 }
@@ -40,6 +41,7 @@ func (t *target) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.sources, "sources", "127.0.0.1-127.0.0.20", "local addresses to connect from: a.b.c.X-a.b.c.Y, or a comma-separated list")
 	fs.IntVar(&t.perProc, "per-process", 5000, "connections per worker process (each process may hold only so many files)")
 	fs.IntVar(&t.pid, "pid", 0, "the server's process id, to read its RSS and CPU time (Linux /proc)")
+	fs.IntVar(&t.redisPID, "redis-pid", 0, "the process id of the server's Redis, to read its CPU time too (fanout)")
 	fs.StringVar(&t.metricURL, "metrics-url", "", "the server's Prometheus /metrics, to report its counters")
 }
 
@@ -170,6 +172,7 @@ func (ws *workers) collect(timeout time.Duration) (report, error) {
 			total.Gaps += g.r.Gaps
 			total.Tail += g.r.Tail
 			total.Churned += g.r.Churned
+			total.HistoryLost += g.r.HistoryLost
 			total.Latency.merge(g.r.Latency)
 			if total.FirstErr == "" {
 				total.FirstErr = g.r.FirstErr
@@ -205,15 +208,26 @@ func (ws *workers) close() {
 
 // publisher posts events to the server.
 type publisher struct {
-	t     *target
-	hc    *http.Client
-	topic string
-	size  int
+	t      *target
+	hc     *http.Client
+	topic  string
+	spread []string // when set, the topics events go to, in turn (a pattern's)
+	size   int
 }
 
 func newPublisher(t *target, topic string, size, conns int) *publisher {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	return &publisher{t: t, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, topic: topic, size: size}
+}
+
+// topicOf is the topic publisher k's event seq goes to: the topic, or for
+// a pattern one of the topics it spreads over, each publisher going through
+// all of them in turn.
+func (p *publisher) topicOf(k int, seq int64) string {
+	if len(p.spread) == 0 {
+		return p.topic
+	}
+	return p.spread[(int64(k)+seq)%int64(len(p.spread))]
 }
 
 // data is an event's payload: sequence number and send time, padded.
@@ -232,12 +246,12 @@ func (p *publisher) dataFrom(k int, seq int64) string {
 
 // send publishes event seq and returns the server's answer.
 func (p *publisher) send(ctx context.Context, seq int64) ([]byte, error) {
-	return p.sendData(ctx, p.data(seq))
+	return p.sendData(ctx, p.topicOf(0, seq), p.data(seq))
 }
 
-// sendData publishes an event with the given data.
-func (p *publisher) sendData(ctx context.Context, data string) ([]byte, error) {
-	body := fmt.Sprintf(p.t.body, p.topic, data)
+// sendData publishes an event with the given data to topic.
+func (p *publisher) sendData(ctx context.Context, topic, data string) ([]byte, error) {
+	body := fmt.Sprintf(p.t.body, topic, data)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.t.publishURL(), strings.NewReader(body))
 	if err != nil {
 		return nil, err

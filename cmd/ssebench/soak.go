@@ -177,12 +177,12 @@ func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 			}
 		}
 	}
-	n, err := startNode(c.gateway, rs.url(), dir, c.progress)
+	n, err := startNode(c.gateway, rs.url(), dir)
 	if err != nil {
 		return r, err
 	}
 	defer n.stop()
-	t := n.target()
+	t := n.target
 	t.sources, t.perProc, t.exe = c.sources, c.perProc, c.exe
 
 	topics := make([]string, c.topics)

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,13 +65,7 @@ func TestSourceList(t *testing.T) {
 // its embedded Redis) with workers in separate processes: the numbers the
 // tool reports must add up.
 func TestScenarios(t *testing.T) {
-	dir := t.TempDir()
-	self, gw := filepath.Join(dir, "ssebench"), filepath.Join(dir, "gateway")
-	for out, pkg := range map[string]string{self: ".", gw: "../gateway"} {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, b)
-		}
-	}
+	self, gw := build(t, ".", "ssebench"), build(t, "../gateway", "gateway")
 	port, admin := redistest.FreePort(t), redistest.FreePort(t)
 	cmd := exec.Command(gw, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
 		"--log-level", "warn", "--log-format", "json")
@@ -96,47 +95,238 @@ func TestScenarios(t *testing.T) {
 		t.Errorf("idle: %+v %v", idle, err)
 	}
 
-	// 100 subscribers over three worker processes, 4 publishers.
-	f, err := doFanout(ctx, tg, 100, 100, time.Second, 64, "fan", 4, time.Second)
-	if err != nil || f.Opened != 100 || f.Published != 100 || f.Expected != 10000 || f.Received != 10000 ||
-		f.Lost != 0 || f.Gaps != 0 || f.Tail != 0 || f.Dupes != 0 || f.P99 <= 0 || f.CPU <= 0 {
-		t.Errorf("fanout: %+v %v", f, err)
-	}
+	// 100 subscribers over three worker processes, 4 publishers; on a
+	// topic, and on a pattern whose events go to 7 topics.
+	checkFanout(t, "gateway", tg, "fan", nil)
+	checkFanout(t, "gateway", tg, "fanp/*", spread(t, "fanp/*", 7))
 
-	s, err := doStorm(ctx, tg, 50, 200, 64, "storm")
+	s, err := doStorm(ctx, tg, 50, 200, 64, "storm", nil)
 	if err != nil || s.Done != 50 || s.Lost != 0 || s.Dupes != 0 || s.Max <= 0 || s.OwnReads < 1 {
 		t.Errorf("storm: %+v %v", s, err)
 	}
-
-	p := doPublishHTTP(ctx, tg, 4, 300*time.Millisecond, 64, 10)
-	if p.N == 0 || p.Errors != 0 {
-		t.Errorf("publish: %+v", p)
+	// Resuming a pattern replays the feed, filtered: every event of its
+	// topics once, in each publisher's order.
+	s, err = doStorm(ctx, tg, 20, 300, 64, "stormp/*", spread(t, "stormp/*", 5))
+	if err != nil || s.Done != 20 || s.Lost != 0 || s.Dupes != 0 || s.Max <= 0 {
+		t.Errorf("storm on a pattern: %+v %v", s, err)
 	}
-	g, err := doPublishRedis(ctx, redistest.Start(t).URL(), 2, 300*time.Millisecond, 64, 10, 16)
-	if err != nil || g.N == 0 || g.N%16 != 0 || g.Errors != 0 {
-		t.Errorf("publish to Redis: %+v %v", g, err)
+
+	for _, format := range []string{"pub-%d", "pub/%d"} {
+		p := doPublishHTTP(ctx, tg, 4, 300*time.Millisecond, 64, 10, format)
+		if p.N == 0 || p.Errors != 0 {
+			t.Errorf("publish %s: %+v", format, p)
+		}
+		g, err := doPublishRedis(ctx, redistest.Start(t).URL(), 2, 300*time.Millisecond, 64, 10, 16, format)
+		if err != nil || g.N == 0 || g.N%16 != 0 || g.Errors != 0 {
+			t.Errorf("publish %s to Redis: %+v %v", format, g, err)
+		}
 	}
 }
 
-// TestWorker_fanoutAccounting: per publisher, a skipped number is lost, a
-// repeated one duplicated, and what follows a client's last event from a
-// publisher is the tail it had not reached.
-func TestWorker_fanoutAccounting(t *testing.T) {
-	w := &worker{job: job{Mode: "fanout", Publishers: 2}, lat: newHist()}
+// TestFloorServer runs the idle and fan-out scenarios, on a topic and on a
+// pattern, against the floor server in a process of its own, as the suite
+// does; then stops it with SIGTERM.
+func TestFloorServer(t *testing.T) {
+	self := build(t, ".", "ssebench")
+	f, err := startFloor(self, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			f.stop()
+		}
+	})
+	tg := f.target
+	tg.sources, tg.perProc = "127.0.0.1-127.0.0.4", 40
+
+	idle, err := doIdle(tg, 100, "idle", 200*time.Millisecond)
+	if err != nil || idle.Conns != 100 || idle.Failed != 0 || idle.PerConn <= 0 {
+		t.Errorf("idle: %+v %v", idle, err)
+	}
+	checkFanout(t, "floor", tg, "fan", nil)
+	checkFanout(t, "floor", tg, "fanp/*", spread(t, "fanp/*", 7))
+
+	// Bad requests get a status, not a hang.
+	for _, c := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{"GET", "/events", "", http.StatusBadRequest},
+		{"GET", "/events?topic=a%20b", "", http.StatusBadRequest},
+		{"POST", "/publish", `{"topic":"a"}`, http.StatusBadRequest},
+		{"POST", "/publish", `{"topic":"a/*","data":"x"}`, http.StatusBadRequest},
+		{"POST", "/publish", `not json`, http.StatusBadRequest},
+		{"POST", "/publish", `{"topic":"a","data":{"k":1}}`, http.StatusOK},
+	} {
+		req, _ := http.NewRequest(c.method, tg.url+c.path, strings.NewReader(c.body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("%s %s %s: %s, want %d", c.method, c.path, c.body, res.Status, c.want)
+		}
+	}
+
+	f.stop()
+	stopped = true
+	if code := f.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("floor-server exited with %d after SIGTERM", code)
+	}
+}
+
+// checkFanout runs a small fan-out (100 subscribers over three worker
+// processes, 4 publishers) and checks that every figure adds up.
+func checkFanout(t *testing.T, name string, tg *target, topic string, spread []string) {
+	t.Helper()
+	f, err := doFanout(context.Background(), tg, 100, 100, time.Second, 64, topic, spread, 4, time.Second)
+	if err != nil || f.Opened != 100 || f.Published != 100 || f.Expected != 10000 || f.Received != 10000 ||
+		f.Lost != 0 || f.Gaps != 0 || f.Tail != 0 || f.Dupes != 0 || f.P99 <= 0 || f.CPU <= 0 {
+		t.Errorf("%s: fanout on %s: %+v %v", name, topic, f, err)
+	}
+}
+
+func spread(t *testing.T, pattern string, n int) []string {
+	t.Helper()
+	s, err := spreadTopics(pattern, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// build builds the package at pkg (relative to this one) into the test's
+// temporary directory and returns the binary's path.
+func build(t *testing.T, pkg, name string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), name)
+	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// TestSuite runs the suite, tiny, with the floor and the pattern rows: it
+// prints the ratios table and leaves no process behind.
+func TestSuite(t *testing.T) {
+	self, gw := build(t, ".", "ssebench"), build(t, "../gateway", "gateway")
+	var out, errs strings.Builder
+	err := run(context.Background(), []string{"suite", "--gateway", gw, "--ssebench", self, "--only", "idle,b",
+		"--scale", "0.1", "--clients", "0.05", "--idle-conns", "2000", "--drain", "1s", "--spread", "5"}, nil, &out, &errs)
+	if err != nil {
+		t.Fatalf("suite: %v\n%s", err, errs.String())
+	}
+	for _, want := range []string{
+		"| RSS per idle stream, 100 streams | server RSS per stream |",
+		"| (b) 50 subs × 200 msg/s | server CPU |",
+		"| (b) 50 subs × 200 msg/s | server CPU + Redis CPU |",
+		"| (b) 50 subs × 200 msg/s on bench/* (5 topics) | p99 latency |",
+		"| floor: (b) 50 subs × 200 msg/s on bench/* (5 topics) | ",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "deliveries lost, duplicated") {
+		t.Errorf("loss reported:\n%s", out.String())
+	}
+	if kids := children(t); len(kids) > 0 {
+		t.Errorf("processes left behind: %v", kids)
+	}
+}
+
+// children lists this process's live child processes.
+func children(t *testing.T) []string {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []string
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 2 && f[1] != "Z" && f[2] == strconv.Itoa(os.Getpid()) {
+			out = append(out, string(b[:i+1]))
+		}
+	}
+	return out
+}
+
+func TestSuite_badFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--only", "b,x"},
+		{"--scale", "0"},
+		{"--clients", "-1"},
+		{"--spread", "0"},
+		{"--drain", "0s"},
+		{"extra"},
+	} {
+		var errs strings.Builder
+		err := run(context.Background(), append([]string{"suite"}, args...), nil, io.Discard, &errs)
+		if err == nil {
+			t.Errorf("suite %q: no error", args)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fanout", "--topic", "a/*/b"}, "prefix/*"},
+		{[]string{"fanout", "--topic", "plain", "--spread", "5"}, "needs a pattern"},
+		{[]string{"fanout", "--subs", "0"}, "--subs must be positive"},
+		{[]string{"storm", "--topic", "*"}, "prefix/*"},
+		{[]string{"publish", "--topic-format", "pub"}, "--topic-format"},
+		{[]string{"publish", "--topic-format", "pub-%s"}, "--topic-format"},
+		{[]string{"floor-server", "--write-timeout", "0s"}, "--write-timeout"},
+		{[]string{"floor-server", "x"}, "unexpected"},
+		{[]string{"nope"}, "unknown mode"},
+	} {
+		err := run(context.Background(), c.args, nil, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error with %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestUnwrapNamed(t *testing.T) {
+	for _, c := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{`{"topic":"a/1","data":"0 3 17 xx"}`, "0 3 17 xx", true},
+		{`{"topic":"a/1","data":"q\"uote\\n"}`, "q\"uote\\n", true},
+		{`{"topic":"a/1","data":"line\nbreak"}`, "line\nbreak", true},
+		{`{"data":"x","topic":"a/1"}`, "x", true},
+		{`{"topics":["a/*"],"reason":"trimmed"}`, "", false},
+		{`0 3 17`, "", false},
+	} {
+		got, ok := unwrapNamed([]byte(c.in))
+		if ok != c.ok || string(got) != c.want {
+			t.Errorf("%s: %q %v, want %q %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// TestWorker_namedEvents: a pattern stream's events are unwrapped before
+// they are counted, per publisher, whatever topic each went to; a
+// history-lost event is counted as such.
+func TestWorker_namedEvents(t *testing.T) {
+	w := &worker{job: job{Mode: "fanout", Publishers: 1, Named: true}, lat: newHist()}
 	c := &client{}
 	w.clients = []*client{c}
-	now := time.Now().UnixNano()
-	for _, ev := range []string{"0 0", "1 0", "0 1", "0 3", "1 1", "0 3", "2 0", "x"} {
-		w.event(c, []byte(fmt.Sprintf("%s %d pad", ev, now)), time.Now())
+	var stream strings.Builder
+	for i, seq := range []int{0, 1, 3} {
+		fmt.Fprintf(&stream, "id: %d\ndata: {\"topic\":\"b/%d\",\"data\":\"0 %d %d pad\"}\n\n", i, i, seq, time.Now().UnixNano())
 	}
-	if w.events.Load() != 6 || w.lost.Load() != 1 || w.dupes.Load() != 1 {
-		t.Errorf("events %d lost %d dupes %d", w.events.Load(), w.lost.Load(), w.dupes.Load())
-	}
-	if got := w.tail([]int64{6, 4}); got != 2+2 {
-		t.Errorf("tail %d, want 4", got)
-	}
-	if w.lat.N != 5 {
-		t.Errorf("%d latencies", w.lat.N)
+	stream.WriteString("event: history-lost\ndata: {\"topics\":[\"b/*\"],\"reason\":\"trimmed\"}\n\n")
+	w.read(c, bufio.NewReader(strings.NewReader(stream.String())), time.Now())
+	if w.events.Load() != 3 || w.lost.Load() != 1 || w.dupes.Load() != 0 || w.historyLost.Load() != 1 || c.lastID != "2" {
+		t.Errorf("events %d lost %d dupes %d history-lost %d last id %q", w.events.Load(), w.lost.Load(), w.dupes.Load(), w.historyLost.Load(), c.lastID)
 	}
 }
 

@@ -35,6 +35,9 @@ type job struct {
 	// random and reconnected at once (with its Last-Event-ID), from "go"
 	// until "stop".
 	Churn float64 `json:"churn"`
+	// Named: the streams subscribe to a pattern, so each event's data is
+	// {"topic": "<topic>", "data": "<the data as published>"}.
+	Named bool `json:"named"`
 }
 
 // report is what a worker sends back, as JSON lines.
@@ -51,9 +54,12 @@ type report struct {
 	// Fanout: of the events not received at the end, Gaps were skipped in
 	// a publisher's sequence (lost), Tail were after the last one a client
 	// got from that publisher (the client was behind).
-	Gaps    int64 `json:"gaps"`
-	Tail    int64 `json:"tail"`
-	Latency *hist `json:"latency"`
+	Gaps int64 `json:"gaps"`
+	Tail int64 `json:"tail"`
+	// HistoryLost counts history-lost events: the server said it could
+	// not deliver everything (what follows one may repeat events).
+	HistoryLost int64 `json:"history_lost"`
+	Latency     *hist `json:"latency"`
 	// Soak: streams disconnected by the churn (each reconnected at once).
 	Churned int64 `json:"churned"`
 }
@@ -146,6 +152,7 @@ type worker struct {
 	wg     sync.WaitGroup
 
 	opened, failed, events, lost, dupes, reconnects, done, churned atomic.Int64
+	historyLost                                                    atomic.Int64
 	errOnce                                                        sync.Once
 	firstErr                                                       atomic.Value
 
@@ -193,7 +200,8 @@ func (c *client) disconnect() bool {
 
 func (w *worker) report(kind string) report {
 	r := report{Kind: kind, Opened: w.opened.Load(), Failed: w.failed.Load(), Events: w.events.Load(),
-		Lost: w.lost.Load(), Dupes: w.dupes.Load(), Reconnects: w.reconnects.Load(), Done: w.done.Load(), Churned: w.churned.Load()}
+		Lost: w.lost.Load(), Dupes: w.dupes.Load(), Reconnects: w.reconnects.Load(), Done: w.done.Load(),
+		HistoryLost: w.historyLost.Load(), Churned: w.churned.Load()}
 	if e, ok := w.firstErr.Load().(string); ok {
 		r.FirstErr = e
 	}
@@ -352,6 +360,7 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 	hasData := false
 	var id string
 	idSet := false
+	lost := false // the event is a history-lost
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
@@ -362,12 +371,19 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 			if idSet {
 				c.lastID = id
 			}
-			if hasData {
-				if w.event(c, data, t0) {
+			switch {
+			case hasData && lost:
+				w.historyLost.Add(1)
+			case hasData:
+				d, ok := data, true
+				if w.job.Named {
+					d, ok = unwrapNamed(data)
+				}
+				if ok && w.event(c, d, t0) {
 					return true
 				}
 			}
-			data, hasData, idSet = data[:0], false, false
+			data, hasData, idSet, lost = data[:0], false, false, false
 			continue
 		}
 		field, value, _ := bytes.Cut(line, []byte(":"))
@@ -381,6 +397,8 @@ func (w *worker) read(c *client, br *bufio.Reader, t0 time.Time) bool {
 			hasData = true
 		case "id":
 			id, idSet = string(value), true
+		case "event":
+			lost = string(value) == "history-lost"
 		case "retry":
 			if ms, err := strconv.Atoi(string(value)); err == nil {
 				c.retry = time.Duration(ms) * time.Millisecond
@@ -444,4 +462,29 @@ func (w *worker) event(c *client, data []byte, t0 time.Time) bool {
 		w.lat.add(now.Sub(time.Unix(0, ts)))
 	}
 	return false
+}
+
+// unwrapNamed returns the published data of an event of a pattern stream,
+// whose data is {"topic":"<topic>","data":"<data>"} (see the README,
+// "Pattern subscriptions"). The benchmark's own data needs no escapes, so
+// it is cut out in place; anything else goes through encoding/json. ok is
+// false for data of another shape.
+func unwrapNamed(b []byte) (data []byte, ok bool) {
+	const head, mid = `{"topic":"`, `","data":"`
+	if rest, ok := bytes.CutPrefix(b, []byte(head)); ok {
+		if i := bytes.Index(rest, []byte(mid)); i >= 0 && !bytes.ContainsRune(rest[:i], '\\') {
+			d := rest[i+len(mid):]
+			if inner, ok := bytes.CutSuffix(d, []byte(`"}`)); ok && !bytes.ContainsAny(inner, `"\\`) {
+				return inner, true
+			}
+		}
+	}
+	var v struct {
+		Topic *string `json:"topic"`
+		Data  *string `json:"data"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.Topic == nil || v.Data == nil {
+		return nil, false
+	}
+	return []byte(*v.Data), true
 }
