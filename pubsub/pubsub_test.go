@@ -2,7 +2,6 @@ package pubsub_test
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -503,9 +502,6 @@ func TestPublisher_PublishFeed(t *testing.T) {
 		})
 	}
 }
-
-//go:embed testdata/publish_v1.lua
-var publishV1 string
 
 // TestBridge_keepsV1PublishersWorking: a service still on the version 1
 // script publishes to a topic with "/"; two nodes' bridges republish each

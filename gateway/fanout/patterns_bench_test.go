@@ -35,7 +35,7 @@ func joinFeed(b *testing.B, patterns []string) (*Hub, []*Outbox) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		outs[i] = NewOutbox([]Want{{Source: "bench/**", Patterns: []auth.Pattern{p}}}, true, 1<<30)
+		outs[i] = NewOutbox([]Want{{Source: "bench/**", Filter: []auth.Pattern{p}}}, NamedForm{}, 1<<30)
 		h.Join(outs[i])
 	}
 	h.HandleSubscribed("bench/**")
