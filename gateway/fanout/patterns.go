@@ -32,8 +32,8 @@ type pentry struct {
 type pnode struct {
 	lit   map[string]*pnode
 	star  *pnode
-	globs map[string]*globEdge
-	tails map[string]*tailEdge
+	globs wild[*globEdge]
+	tails wild[*tailEdge]
 	end   *pentry // patterns that end here
 }
 
@@ -118,11 +118,8 @@ func (x *patternIndex) insert(raw string, e *pentry) {
 		seg, after, more := strings.Cut(rest, "/")
 		switch {
 		case strings.Contains(seg, "**"):
-			if n.tails == nil {
-				n.tails = make(map[string]*tailEdge)
-			}
 			p, _ := auth.ParsePattern(rest) // a piece of a valid pattern is valid
-			n.tails[rest] = &tailEdge{p: p, entry: e}
+			n.tails.add(rest, &tailEdge{p: p, entry: e})
 			return
 		case seg == "*":
 			if n.star == nil {
@@ -130,14 +127,11 @@ func (x *patternIndex) insert(raw string, e *pentry) {
 			}
 			n = n.star
 		case strings.Contains(seg, "*"):
-			if n.globs == nil {
-				n.globs = make(map[string]*globEdge)
-			}
-			g := n.globs[seg]
-			if g == nil {
+			g, ok := n.globs.get(seg)
+			if !ok {
 				p, _ := auth.ParsePattern(seg)
 				g = &globEdge{p: p, next: &pnode{}}
-				n.globs[seg] = g
+				n.globs.add(seg, g)
 			}
 			n = g.next
 		default:
@@ -166,12 +160,12 @@ func (n *pnode) prune(rest string) bool {
 	var child *pnode
 	switch {
 	case strings.Contains(seg, "**"):
-		delete(n.tails, rest)
+		n.tails.remove(rest)
 		return n.empty()
 	case seg == "*":
 		child = n.star
 	case strings.Contains(seg, "*"):
-		if g := n.globs[seg]; g != nil {
+		if g, ok := n.globs.get(seg); ok {
 			child = g.next
 		}
 	default:
@@ -192,7 +186,7 @@ func (n *pnode) prune(rest string) bool {
 		case seg == "*":
 			n.star = nil
 		case strings.Contains(seg, "*"):
-			delete(n.globs, seg)
+			n.globs.remove(seg)
 		default:
 			delete(n.lit, seg)
 		}
@@ -201,7 +195,7 @@ func (n *pnode) prune(rest string) bool {
 }
 
 func (n *pnode) empty() bool {
-	return n.end == nil && n.star == nil && len(n.lit) == 0 && len(n.globs) == 0 && len(n.tails) == 0
+	return n.end == nil && n.star == nil && len(n.lit) == 0 && n.globs.len() == 0 && n.tails.len() == 0
 }
 
 // match calls visit for every distinct pattern that matches topic (a topic
@@ -213,11 +207,11 @@ func (x *patternIndex) match(topic string, visit func(*pentry)) {
 
 // walk matches rest, the topic after the segments consumed so far.
 func (n *pnode) walk(rest string, visit func(*pentry)) {
-	for _, t := range n.tails {
+	n.tails.candidates(rest, func(t *tailEdge) {
 		if t.p.Match(rest) {
 			visit(t.entry)
 		}
-	}
+	})
 	seg, after, more := strings.Cut(rest, "/")
 	next := func(c *pnode) {
 		if more {
@@ -232,9 +226,113 @@ func (n *pnode) walk(rest string, visit func(*pentry)) {
 	if n.star != nil && seg != "" {
 		next(n.star)
 	}
-	for _, g := range n.globs {
+	n.globs.candidates(seg, func(g *globEdge) {
 		if g.p.Match(seg) {
 			next(g.next)
 		}
+	})
+}
+
+// wild holds the patterns of one kind at a node — globs matched against a
+// segment, or tails against the rest of a topic — indexed by their literal
+// prefix (the text before the first "*"), or, when they start with a
+// wildcard, by their literal suffix (after the last "*"): a string is
+// tried only against the patterns whose prefix or suffix it has, found by
+// one map lookup per distinct prefix or suffix length, not against all.
+// The zero value is empty.
+type wild[T any] struct {
+	byRaw    map[string]T
+	byPrefix map[string]map[string]T // prefix → raw → pattern
+	bySuffix map[string]map[string]T
+	prefixes map[int]int // prefix length → how many patterns have one that long
+	suffixes map[int]int
+	other    map[string]T // "*.*" and the like: no literal end to index by
+}
+
+// ends returns the literal prefix and suffix of a pattern.
+func ends(raw string) (prefix, suffix string) {
+	return raw[:strings.IndexByte(raw, '*')], raw[strings.LastIndexByte(raw, '*')+1:]
+}
+
+func (w *wild[T]) len() int { return len(w.byRaw) }
+
+func (w *wild[T]) get(raw string) (T, bool) {
+	v, ok := w.byRaw[raw]
+	return v, ok
+}
+
+func (w *wild[T]) add(raw string, v T) {
+	if w.byRaw == nil {
+		w.byRaw, w.byPrefix, w.bySuffix = map[string]T{}, map[string]map[string]T{}, map[string]map[string]T{}
+		w.prefixes, w.suffixes, w.other = map[int]int{}, map[int]int{}, map[string]T{}
+	}
+	w.byRaw[raw] = v
+	prefix, suffix := ends(raw)
+	switch {
+	case prefix != "":
+		put(w.byPrefix, w.prefixes, prefix, raw, v)
+	case suffix != "":
+		put(w.bySuffix, w.suffixes, suffix, raw, v)
+	default:
+		w.other[raw] = v
+	}
+}
+
+func put[T any](by map[string]map[string]T, lens map[int]int, key, raw string, v T) {
+	if by[key] == nil {
+		by[key] = map[string]T{}
+	}
+	by[key][raw] = v
+	lens[len(key)]++
+}
+
+func (w *wild[T]) remove(raw string) {
+	if _, ok := w.byRaw[raw]; !ok {
+		return
+	}
+	delete(w.byRaw, raw)
+	prefix, suffix := ends(raw)
+	switch {
+	case prefix != "":
+		drop(w.byPrefix, w.prefixes, prefix, raw)
+	case suffix != "":
+		drop(w.bySuffix, w.suffixes, suffix, raw)
+	default:
+		delete(w.other, raw)
+	}
+}
+
+func drop[T any](by map[string]map[string]T, lens map[int]int, key, raw string) {
+	delete(by[key], raw)
+	if len(by[key]) == 0 {
+		delete(by, key)
+	}
+	if lens[len(key)]--; lens[len(key)] == 0 {
+		delete(lens, len(key))
+	}
+}
+
+// candidates calls f for the patterns s may match: those whose literal
+// prefix (or, for those starting with a wildcard, suffix) s has.
+func (w *wild[T]) candidates(s string, f func(T)) {
+	if len(w.byRaw) == 0 {
+		return
+	}
+	for l := range w.prefixes {
+		if l <= len(s) {
+			for _, v := range w.byPrefix[s[:l]] {
+				f(v)
+			}
+		}
+	}
+	for l := range w.suffixes {
+		if l <= len(s) {
+			for _, v := range w.bySuffix[s[len(s)-l:]] {
+				f(v)
+			}
+		}
+	}
+	for _, v := range w.other {
+		f(v)
 	}
 }
