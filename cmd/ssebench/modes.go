@@ -30,10 +30,16 @@ type idleResult struct {
 	FirstErr      string
 }
 
-func doIdle(t *target, conns int, topic string, settle time.Duration) (idleResult, error) {
+func doIdle(t *target, conns int, topic string, own bool, settle time.Duration) (idleResult, error) {
 	var r idleResult
 	before, _ := readProc(t.pid)
-	ws, err := t.spawn(job{Mode: "idle", URL: t.url, Paths: []string{fmt.Sprintf(t.path, topic)}}, conns)
+	j := job{Mode: "idle", URL: t.url, Paths: []string{fmt.Sprintf(t.path, topic)}}
+	if own {
+		// Each stream on a topic of its own (a notification service's
+		// shape: a topic per user), so the server's memory per topic counts.
+		j.Paths, j.Numbered = []string{fmt.Sprintf(t.path, strings.ReplaceAll(topic, "%", "%%")+"-%d")}, true
+	}
+	ws, err := t.spawn(j, conns)
 	if err != nil {
 		return r, err
 	}
@@ -60,11 +66,12 @@ func cmdIdle(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	t.register(fs)
 	conns := fs.Int("conns", 10000, "idle streams to open")
 	topic := fs.String("topic", "idle", "topic of every stream")
+	own := fs.Bool("own-topics", false, "put each stream on a topic of its own (topic-0, topic-1, ...)")
 	settle := fs.Duration("settle", 5*time.Second, "wait this long after the last connect before reading the RSS")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	r, err := doIdle(&t, *conns, *topic, *settle)
+	r, err := doIdle(&t, *conns, *topic, *own, *settle)
 	if err != nil {
 		return err
 	}

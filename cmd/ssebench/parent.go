@@ -97,6 +97,7 @@ func (t *target) spawn(j job, n int) (*workers, error) {
 	}
 	procs := max(1, (n+t.perProc-1)/t.perProc)
 	ws := &workers{}
+	first := 0
 	for p := range procs {
 		share := n / procs
 		if p < n%procs {
@@ -116,7 +117,8 @@ func (t *target) spawn(j job, n int) (*workers, error) {
 			return nil, err
 		}
 		wj := j
-		wj.N = share
+		wj.N, wj.First = share, first
+		first += share
 		if n > 0 {
 			wj.Churn = j.Churn * float64(share) / float64(n)
 		}

@@ -90,7 +90,7 @@ func TestScenarios(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	idle, err := doIdle(tg, 100, "idle", 200*time.Millisecond)
+	idle, err := doIdle(tg, 100, "idle", false, 200*time.Millisecond)
 	if err != nil || idle.Conns != 100 || idle.Failed != 0 || idle.PerConn <= 0 {
 		t.Errorf("idle: %+v %v", idle, err)
 	}
@@ -141,7 +141,7 @@ func TestFloorServer(t *testing.T) {
 	tg := f.target
 	tg.sources, tg.perProc = "127.0.0.1-127.0.0.4", 40
 
-	idle, err := doIdle(tg, 100, "idle", 200*time.Millisecond)
+	idle, err := doIdle(tg, 100, "idle", false, 200*time.Millisecond)
 	if err != nil || idle.Conns != 100 || idle.Failed != 0 || idle.PerConn <= 0 {
 		t.Errorf("idle: %+v %v", idle, err)
 	}

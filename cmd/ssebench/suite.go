@@ -166,28 +166,37 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fn(f.target)
 	}
 	idle := func() error {
-		c := &comparison{label: fmt.Sprintf("RSS per idle stream, %d streams", cfg.n(cfg.idleConns))}
-		run := func(i int, name string) func(t *target) error {
-			return func(t *target) error {
-				r, err := doIdle(t, cfg.n(cfg.idleConns), "idle", max(time.Second, cfg.d(5)))
-				if err != nil {
-					return err
-				}
-				c.idle[i] = &r
-				row(fmt.Sprintf("%s: RSS per idle stream at %d streams", name, cfg.n(cfg.idleConns)), fmt.Sprintf("%s (%d open, %d failed %s; RSS %.0f → %.0f MiB)",
-					kib(r.PerConn), r.Conns, r.Failed, r.FirstErr, float64(r.Before)/(1<<20), float64(r.After)/(1<<20)))
-				return nil
+		// Streams on one topic, and each on a topic of its own (a topic
+		// per user), where the server's memory per topic counts too.
+		for _, own := range []bool{false, true} {
+			shape := "one topic"
+			if own {
+				shape = "each on its own topic"
 			}
-		}
-		if err := withNode(run(0, "ssegateway")); err != nil {
-			return err
-		}
-		if cfg.floor {
-			if err := withFloor(run(1, "floor")); err != nil {
+			c := &comparison{label: fmt.Sprintf("RSS per idle stream, %d streams, %s", cfg.n(cfg.idleConns), shape)}
+			run := func(i int, name string) func(t *target) error {
+				return func(t *target) error {
+					r, err := doIdle(t, cfg.n(cfg.idleConns), "idle", own, max(time.Second, cfg.d(5)))
+					if err != nil {
+						return err
+					}
+					c.idle[i] = &r
+					row(fmt.Sprintf("%s: RSS per idle stream at %d streams, %s", name, cfg.n(cfg.idleConns), shape),
+						fmt.Sprintf("%s (%d open, %d failed %s; RSS %.0f → %.0f MiB)",
+							kib(r.PerConn), r.Conns, r.Failed, r.FirstErr, float64(r.Before)/(1<<20), float64(r.After)/(1<<20)))
+					return nil
+				}
+			}
+			if err := withNode(run(0, "ssegateway")); err != nil {
 				return err
 			}
+			if cfg.floor {
+				if err := withFloor(run(1, "floor")); err != nil {
+					return err
+				}
+			}
+			comps = append(comps, c)
 		}
-		comps = append(comps, c)
 		return nil
 	}
 	fanoutRow := func(label string, r fanoutResult) {

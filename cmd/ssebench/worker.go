@@ -20,13 +20,17 @@ import (
 
 // job is what the parent asks one worker process to do.
 type job struct {
-	Mode    string   `json:"mode"`    // idle, fanout, storm, soak
-	URL     string   `json:"url"`     // http://host:port
-	Paths   []string `json:"paths"`   // request paths (with query), used in turn
-	N       int      `json:"n"`       // connections
-	Sources []string `json:"sources"` // local IPs to connect from, in turn
-	LastID  string   `json:"last_id"` // storm: Last-Event-ID of the first connect
-	Expect  int64    `json:"expect"`  // storm: the sequence number that completes a client
+	Mode  string   `json:"mode"`  // idle, fanout, storm, soak
+	URL   string   `json:"url"`   // http://host:port
+	Paths []string `json:"paths"` // request paths (with query), used in turn
+	First int      `json:"first"` // the index, over all processes, of this process's first connection
+	// Numbered: Paths[0] holds a %d for the connection's index, so each
+	// connection has a path (a topic) of its own.
+	Numbered bool     `json:"numbered"`
+	N        int      `json:"n"`       // connections
+	Sources  []string `json:"sources"` // local IPs to connect from, in turn
+	LastID   string   `json:"last_id"` // storm: Last-Event-ID of the first connect
+	Expect   int64    `json:"expect"`  // storm: the sequence number that completes a client
 	// Fanout: publishers, each numbering its own events 0, 1, 2… and
 	// publishing them one after another, so each one's events reach a
 	// client in order whatever the others do.
@@ -226,7 +230,11 @@ func (w *worker) start() {
 	}
 	t0 := time.Now()
 	for i := range w.job.N {
-		c := &client{path: w.job.Paths[i%len(w.job.Paths)], lastID: w.job.LastID, last: -1, retry: time.Second}
+		path := w.job.Paths[(w.job.First+i)%len(w.job.Paths)]
+		if w.job.Numbered {
+			path = fmt.Sprintf(w.job.Paths[0], w.job.First+i)
+		}
+		c := &client{path: path, lastID: w.job.LastID, last: -1, retry: time.Second}
 		if len(w.job.Sources) > 0 {
 			c.local = net.ParseIP(w.job.Sources[i%len(w.job.Sources)])
 		}
