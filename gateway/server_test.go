@@ -40,16 +40,19 @@ type testNode struct {
 	stop func() // cancels Serve and waits for it; also run at cleanup
 }
 
-// buildNode builds a Server on miniredis with the real publisher, subscriber
-// and store.
 // nodeOptions are buildNode's less common settings.
 type nodeOptions struct {
 	logger       zerolog.Logger
 	pingInterval time.Duration // the subscriber's; 50ms
 	// publisher, if set, wraps the node's publisher.
 	publisher func(*pubsub.Publisher) Publisher
+	// mercure, if set, turns the Mercure endpoint on with its result,
+	// given the node's Redis (for a subscriptions registry).
+	mercure func(rdb redis.Cmdable) *MercureConfig
 }
 
+// buildNode builds a Server on miniredis with the real publisher, subscriber
+// and store.
 func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...func(*nodeOptions)) *testNode {
 	t.Helper()
 	mr := miniredis.RunT(t)
@@ -63,6 +66,9 @@ func buildNode(t testing.TB, cfg Config, pcfg pubsub.PublisherConfig, opts ...fu
 		f(&o)
 	}
 	cfg.AllowAnonymous = cfg.Auth == nil
+	if o.mercure != nil {
+		cfg.Mercure = o.mercure(rdb)
+	}
 	if cfg.UnsubscribeGrace == 0 {
 		cfg.UnsubscribeGrace = 50 * time.Millisecond
 	}
@@ -126,28 +132,43 @@ func (n *testNode) publish(t *testing.T, topic, data string) string {
 	return id
 }
 
-// collector runs an sseclient until the test ends and records its events.
+// collector runs an sseclient until the test ends (or stop) and records
+// its events.
 type collector struct {
 	events chan sseclient.Event
 	opens  chan struct{}
-	err    chan error
+	done   chan struct{} // closed when the client has returned, with err
+	err    error
+	stop   func() // ends the client and waits for it; idempotent
 }
 
 func subscribe(t *testing.T, rawURL, lastEventID string) *collector {
 	t.Helper()
-	c := &collector{events: make(chan sseclient.Event, 10000), opens: make(chan struct{}, 100), err: make(chan error, 1)}
-	cl := &sseclient.Client{URL: rawURL, LastEventID: lastEventID, Retry: 20 * time.Millisecond,
-		OnOpen: func() { c.opens <- struct{}{} }}
+	return subscribeWith(t, &sseclient.Client{URL: rawURL, LastEventID: lastEventID})
+}
+
+// subscribeWith runs cl (its Retry defaults to 20ms; OnOpen is the
+// collector's).
+func subscribeWith(t *testing.T, cl *sseclient.Client) *collector {
+	t.Helper()
+	c := &collector{events: make(chan sseclient.Event, 10000), opens: make(chan struct{}, 100), done: make(chan struct{})}
+	if cl.Retry == 0 {
+		cl.Retry = 20 * time.Millisecond
+	}
+	cl.OnOpen = func() { c.opens <- struct{}{} }
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		c.err <- cl.Run(ctx, func(ev sseclient.Event) error { c.events <- ev; return nil })
+		defer close(c.done)
+		c.err = cl.Run(ctx, func(ev sseclient.Event) error { c.events <- ev; return nil })
 	}()
-	t.Cleanup(func() {
+	c.stop = sync.OnceFunc(func() {
 		cancel()
-		if err := <-c.err; err != nil {
-			t.Errorf("client: %v", err)
+		<-c.done
+		if c.err != nil {
+			t.Errorf("client: %v", c.err)
 		}
 	})
+	t.Cleanup(c.stop)
 	return c
 }
 
@@ -156,8 +177,8 @@ func (c *collector) next(t *testing.T) sseclient.Event {
 	select {
 	case ev := <-c.events:
 		return ev
-	case err := <-c.err:
-		t.Fatalf("client stopped: %v", err)
+	case <-c.done:
+		t.Fatalf("client stopped: %v", c.err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("timed out waiting for an event")
 	}
