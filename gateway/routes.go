@@ -80,8 +80,16 @@ func (s *Server) mercureRoutes(e *echo.Echo) {
 		g.GET("/subscriptions/*", s.handleMercureSubscriptions)
 	}
 	if len(mw) > 0 {
-		g.OPTIONS("", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
-		g.OPTIONS("/*", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+		// Preflights need an OPTIONS route on every path served: for a path
+		// whose route lacks one, echo answers OPTIONS itself, outside the
+		// group's middleware, so without CORS headers.
+		preflight := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
+		g.OPTIONS("", preflight)
+		g.OPTIONS("/*", preflight)
+		if s.mercure.cfg.Subscriptions {
+			g.OPTIONS("/subscriptions", preflight)
+			g.OPTIONS("/subscriptions/*", preflight)
+		}
 	}
 }
 
