@@ -1,12 +1,17 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ssegateway/ssegateway/auth"
+	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/mercure"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
@@ -177,6 +183,567 @@ func randomHex(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
+// TestMercure_conformanceCases runs the cases of Mercure's conformance
+// suite with Go clients: an anonymous subscriber opens a stream and, as
+// soon as it is open (the response headers; EventSource's open event), an
+// update with a publisher-chosen id is published. A matching update must
+// arrive once, with that id and data; a non-matching or private one must
+// not (checked with a control update, see the top of this file). The
+// publish is answered 200 text/plain with the id.
+func TestMercure_conformanceCases(t *testing.T) {
+	n := startMercure(t, Config{}, nil)
+	r := make([]string, 5)
+	for i := range r {
+		r[i] = randomHex(t)
+	}
+	cases := []struct {
+		name      string
+		topics    []string // the update's
+		selectors []string // the subscriber's
+		private   bool
+		received  bool
+		control   string // a topic the selectors match
+	}{
+		{"raw string", []string{r[0]}, []string{r[0]}, false, true, r[0]},
+		{"multiple topics", []string{randomHex(t), r[1]}, []string{r[1]}, false, true, r[1]},
+		{"multiple topic selectors", []string{r[2]}, []string{"foo", r[2]}, false, true, "foo"},
+		{"URI", []string{"https://example.net/foo/" + r[3]}, []string{"https://example.net/foo/" + r[3]}, false, true,
+			"https://example.net/foo/" + r[3]},
+		{"URI template", []string{"https://example.net/foo/" + r[4]}, []string{"https://example.net/foo/{random}"}, false, true,
+			"https://example.net/foo/control"},
+		{"nonmatching raw string", []string{"will-not-match}"}, []string{"another-name"}, false, false, "another-name"},
+		{"nonmatching URI", []string{"https://example.net/foo/will-not-match}"}, []string{"https://example.net/foo/another-name"}, false, false,
+			"https://example.net/foo/another-name"},
+		{"nonmatching URI template", []string{"https://example.net/foo/will-not-match}"}, []string{"https://example.net/bar/{var}"}, false, false,
+			"https://example.net/bar/control"},
+		{"private raw string", []string{r[0]}, []string{r[0]}, true, false, r[0]},
+		{"private URI", []string{"https://example.net/foo/" + r[3]}, []string{"https://example.net/foo/" + r[3]}, true, false,
+			"https://example.net/foo/" + r[3]},
+		{"private URI template", []string{"https://example.net/foo/" + r[4]}, []string{"https://example.net/foo/{random}"}, true, false,
+			"https://example.net/foo/control"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := subscribe(t, hubURL(n.url, tc.selectors...), "")
+			c.open(t) // no other wait: the stream is the hub's once open
+			topicsJSON, _ := json.Marshal(tc.topics)
+			id := "id-" + string(topicsJSON)
+			data := "data for\n\n        " + tc.name
+			form := update(id, data, tc.topics...)
+			if tc.private {
+				form.Set("private", "on")
+			}
+			p := n.mercurePost(t, pubToken(t, "*"), form)
+			if p.status != http.StatusOK || !strings.HasPrefix(p.contentType, "text/plain") || p.body != id {
+				t.Fatalf("publish: %d %q %q, want 200 text/plain %q", p.status, p.contentType, p.body, id)
+			}
+			if tc.received {
+				c.expect(t, id+"="+data)
+			}
+			// Nothing else (not the update again, not a non-matching one)
+			// arrives before a control published after it.
+			ctl := n.mercurePublish(t, update("control-"+tc.name, "control", tc.control))
+			c.expect(t, ctl+"=control")
+		})
+	}
+}
+
+// TestMercure_privateUpdates: a private update reaches only subscribers
+// whose topic selectors match one of its topics and whose token's
+// mercure.subscribe matches one of its topics — canonical or alternate,
+// not necessarily the same one; anonymous subscribers never get it.
+func TestMercure_privateUpdates(t *testing.T) {
+	n := startMercure(t, Config{}, nil)
+	const books = "https://example.com/books/{id}"
+	sub := func(tok string) *collector {
+		cl := &sseclient.Client{URL: hubURL(n.url, books)}
+		if tok != "" {
+			cl.Header = http.Header{"Authorization": {"Bearer " + tok}}
+		}
+		return subscribeWith(t, cl)
+	}
+	subs := map[string]*collector{
+		"book1":   sub(subToken(t, "https://example.com/books/1")),
+		"authors": sub(subToken(t, "https://example.com/authors/{id}")),
+		"all":     sub(subToken(t, "*")),
+		"anon":    sub(""),
+	}
+	n.waitStreams(t, len(subs))
+	private := func(id string, topics ...string) {
+		f := update(id, id, topics...)
+		f.Set("private", "")
+		n.mercurePublish(t, f)
+	}
+	private("p1", "https://example.com/books/1")                                  // canonical matches book1's claim
+	private("p2", "https://example.com/books/2", "https://example.com/authors/7") // alternate matches authors' claim
+	private("p3", "https://example.com/other", "https://example.com/books/1")     // selector and claim match the alternate
+	private("p4", "https://example.com/books/3")                                  // only "*"
+	private("p5", "https://example.com/authors/7")                                // a claim alone is not enough
+	n.mercurePublish(t, update("public", "public", "https://example.com/books/9"))
+	want := map[string][]string{
+		"book1":   {"p1=p1", "p3=p3", "public=public"},
+		"authors": {"p2=p2", "public=public"},
+		"all":     {"p1=p1", "p2=p2", "p3=p3", "p4=p4", "public=public"},
+		"anon":    {"public=public"},
+	}
+	for name, c := range subs {
+		t.Run(name, func(t *testing.T) { c.expect(t, want[name]...) })
+	}
+}
+
+// TestMercure_publishStatuses: every refusal gets its status and a
+// text/plain body saying why, is counted in
+// ssegateway_mercure_publish_total{result}, and publishes nothing.
+func TestMercure_publishStatuses(t *testing.T) {
+	n := startMercure(t, Config{MaxPublishBytes: 64 << 10}, func(mc *MercureConfig, _ redis.Cmdable) { mc.MaxDataBytes = 1024 })
+	all := subscribeWith(t, &sseclient.Client{URL: hubURL(n.url, "*"),
+		Header: http.Header{"Authorization": {"Bearer " + subToken(t, "*")}}})
+	n.waitStreams(t, 1)
+
+	star := pubToken(t, "*")
+	books := pubToken(t, "https://example.com/books/{id}")
+	form := func(kv ...string) string {
+		v := url.Values{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Add(kv[i], kv[i+1])
+		}
+		return v.Encode()
+	}
+	manyTopics := url.Values{"topic": slices.Repeat([]string{"t"}, mercure.MaxPublishTopics+1)}.Encode()
+	type tc struct {
+		name        string
+		tok         string
+		contentType string // form if empty
+		body        string
+		header      []string
+		status      int
+		mention     string
+		result      string // the metric's label
+	}
+	cases := []tc{
+		{name: "no token", body: form("topic", "a"), status: 401, mention: "Unauthorized", result: "unauthorized"},
+		{name: "garbage token", tok: "not.a.jwt", body: form("topic", "a"), status: 401, result: "unauthorized"},
+		{name: "subscriber's key", tok: subToken(t, "*"), body: form("topic", "a"), status: 401, result: "unauthorized"},
+		{name: "no mercure claim", tok: mercureJWT(t, mercurePubKey, nil, time.Time{}), body: form("topic", "a"), status: 401, result: "unauthorized"},
+		{name: "expired", tok: mercureJWT(t, mercurePubKey, map[string]any{"publish": []string{"*"}}, time.Now().Add(-time.Minute)),
+			body: form("topic", "a"), status: 401, result: "unauthorized"},
+		{name: "two Authorization headers", tok: star, header: []string{"Authorization", "Bearer " + star}, body: form("topic", "a"),
+			status: 401, result: "unauthorized"},
+		{name: "topic outside mercure.publish", tok: books, body: form("topic", "https://example.com/authors/1"),
+			status: 403, mention: "not allow", result: "forbidden"},
+		{name: "an alternate outside mercure.publish", tok: books,
+			body: form("topic", "https://example.com/books/1", "topic", "https://example.com/authors/1"), status: 403, result: "forbidden"},
+		{name: "empty mercure.publish", tok: mercureJWT(t, mercurePubKey, map[string]any{"publish": []string{}}, time.Time{}), body: form("topic", "a"), status: 403, result: "forbidden"},
+		{name: "no topic", tok: star, body: form("data", "x"), status: 400, mention: `Missing "topic" parameter`, result: "invalid"},
+		{name: "JSON body", tok: star, contentType: "application/json", body: `{"topic":"a"}`, status: 400, mention: `"topic"`, result: "invalid"},
+		{name: "bad Content-Type", tok: star, contentType: "a/b; ;", body: form("topic", "a"), status: 400, result: "invalid"},
+		{name: "bad form", tok: star, body: "topic=a&data=%zz", status: 400, result: "invalid"},
+		{name: "too many topics", tok: star, body: manyTopics, status: 400, mention: "too many topics", result: "invalid"},
+		{name: "id starting with #", tok: star, body: form("topic", "a", "id", "#frag"), status: 400, mention: `"#"`, result: "invalid"},
+		{name: "a hub cursor as id", tok: star, body: form("topic", "a", "id", "urn:ssegateway:cursor:1-0"), status: 400,
+			mention: "urn:ssegateway:cursor:", result: "invalid"},
+		{name: "earliest as id", tok: star, body: form("topic", "a", "id", "earliest"), status: 400, mention: "earliest", result: "invalid"},
+		{name: "newline in id", tok: star, body: form("topic", "a", "id", "a\nid: b"), status: 400, mention: "control character", result: "invalid"},
+		{name: "newline in type", tok: star, body: form("topic", "a", "type", "a\rdata: x"), status: 400, mention: "control character", result: "invalid"},
+		{name: "bad retry", tok: star, body: form("topic", "a", "retry", "soon"), status: 400, mention: `Invalid "retry"`, result: "invalid"},
+		{name: "negative retry", tok: star, body: form("topic", "a", "retry", "-1"), status: 400, result: "invalid"},
+		{name: "reserved topic", tok: star, body: form("topic", "https://example.com/.well-known/mercure/subscriptions/x"), status: 403,
+			mention: "reserved", result: "invalid"},
+		{name: "data too large", tok: star, body: form("topic", "a", "data", strings.Repeat("x", 1025)), status: 413, mention: "1024", result: "invalid"},
+		{name: "body too large", tok: star, body: form("topic", "a", "filler", strings.Repeat("x", 64<<10)), status: 413, result: "invalid"},
+		{name: "ok", tok: star, body: form("topic", "a", "id", "ok-1", "data", "one", "retry", "5000", "type", "t"), status: 200, mention: "ok-1", result: "ok"},
+		{name: "ok by template", tok: books, body: form("topic", "https://example.com/books/1", "id", "ok-2", "data", "two"), status: 200,
+			mention: "ok-2", result: "ok"},
+		{name: "ok without id", tok: star, body: form("topic", "a", "data", "three"), status: 200, mention: "urn:uuid:", result: "ok"},
+	}
+	counts := map[string]float64{}
+	var generated string
+	for _, c := range cases {
+		ct := c.contentType
+		if ct == "" {
+			ct = "application/x-www-form-urlencoded"
+		}
+		p := n.mercurePostBody(t, c.tok, ct, c.body, c.header...)
+		if p.status != c.status || !strings.HasPrefix(p.contentType, "text/plain") || !strings.Contains(p.body, c.mention) {
+			t.Errorf("%s: %d %q %q, want %d text/plain mentioning %q", c.name, p.status, p.contentType, p.body, c.status, c.mention)
+		}
+		counts[c.result]++
+		if c.name == "ok without id" {
+			generated = p.body
+		}
+	}
+	if !regexp.MustCompile(`^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(generated) {
+		t.Errorf("generated id %q is not a version 4 UUID URN", generated)
+	}
+	for result, want := range counts {
+		if got := testGauge(n.srv.m.mercurePublished.WithLabelValues(result)); got != want {
+			t.Errorf("mercure_publish_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	// Only the accepted updates went out.
+	ctl := n.mercurePublish(t, update("control", "control", "a"))
+	ev := all.next(t)
+	if ev.Type != "t" || ev.LastEventID != "ok-1" || ev.Data != "one" {
+		t.Fatalf("first update: %+v", ev)
+	}
+	all.expect(t, "ok-2=two", generated+"=three", ctl+"=control")
+}
+
+// TestMercure_subscribeRefusals: a subscription that can never succeed
+// gets its status and a text/plain body; a selector that is not a valid
+// URI template is no error (Mercure matches it as a plain string, and so
+// do we).
+func TestMercure_subscribeRefusals(t *testing.T) {
+	n := startMercure(t, Config{}, nil)
+	tooManyVars := "https://example.com/" + strings.Repeat("{a}", mercure.MaxTemplateVariables+1)
+	cases := []struct {
+		name    string
+		query   url.Values
+		tok     string
+		status  int
+		mention string
+	}{
+		{"no topic", url.Values{}, "", 400, `Missing "topic" parameter`},
+		{"too many topics", url.Values{"topic": slices.Repeat([]string{"t"}, mercure.MaxSubscribeTopics+1)}, "", 400, "Too many"},
+		{"selector too long", url.Values{"topic": {strings.Repeat("x", mercure.MaxTopicBytes+1)}}, "", 400, "at most"},
+		{"template with too many variables", url.Values{"topic": {tooManyVars}}, "", 400, "variables"},
+		{"garbage token", url.Values{"topic": {"a"}}, "garbage", 401, "Unauthorized"},
+		{"publisher's key", url.Values{"topic": {"a"}}, pubToken(t, "*"), 401, "Unauthorized"},
+		{"too many claim selectors", url.Values{"topic": {"a"}},
+			subToken(t, slices.Repeat([]string{"s"}, mercure.MaxClaimSelectors+1)...), 401, "too many"},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(http.MethodGet, n.url+mercure.HubPath+"?"+c.query.Encode(), nil)
+		if c.tok != "" {
+			req.Header.Set("Authorization", "Bearer "+c.tok)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != c.status || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") || !strings.Contains(string(b), c.mention) {
+			t.Errorf("%s: %d %q %q, want %d text/plain mentioning %q", c.name, res.StatusCode, res.Header.Get("Content-Type"), b, c.status, c.mention)
+		}
+	}
+
+	t.Run("malformed template", func(t *testing.T) {
+		const bad = "https://example.com/{oops"
+		c := subscribe(t, hubURL(n.url, bad, "control"), "")
+		n.waitStreams(t, 1)
+		n.mercurePublish(t, update("x", "x", "https://example.com/x"))
+		n.mercurePublish(t, update("exact", "exact", bad))
+		n.mercurePublish(t, update("ctl", "ctl", "control"))
+		c.expect(t, "exact=exact", "ctl=ctl")
+	})
+
+	t.Run("anonymous not allowed", func(t *testing.T) {
+		n := startMercure(t, Config{}, func(mc *MercureConfig, _ redis.Cmdable) { mc.Anonymous = false })
+		for tok, want := range map[string]int{"": 401, subToken(t): 200} {
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hubURL(n.url, "a"), nil)
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != want {
+				t.Errorf("token %v: %d, want %d", tok != "", res.StatusCode, want)
+			}
+			cancel()
+			res.Body.Close()
+		}
+	})
+
+	t.Run("no subscriber key, not anonymous", func(t *testing.T) {
+		n := startMercure(t, Config{}, func(mc *MercureConfig, _ redis.Cmdable) { mc.Subscriber, mc.Anonymous = nil, false })
+		for _, tok := range []string{"", subToken(t, "*")} {
+			req, _ := http.NewRequest(http.MethodGet, hubURL(n.url, "a"), nil)
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 401 {
+				t.Errorf("token %v: %d, want 401", tok != "", res.StatusCode)
+			}
+		}
+	})
+}
+
+// rawStream opens a subscription by hand, for what an EventSource does not
+// show: the response headers and the stream's own ids.
+type rawStream struct {
+	res *http.Response
+	br  *bufio.Reader
+}
+
+func openRaw(t *testing.T, rawURL string, header ...string) *rawStream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); res.Body.Close() })
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", rawURL, res.StatusCode)
+	}
+	return &rawStream{res: res, br: bufio.NewReader(res.Body)}
+}
+
+// checkpoint reads up to the stream's first id line and returns the id.
+func (s *rawStream) checkpoint(t *testing.T) string {
+	t.Helper()
+	for {
+		line, err := s.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before its checkpoint: %v", err)
+		}
+		if id, ok := strings.CutPrefix(line, "id: "); ok {
+			return strings.TrimSuffix(id, "\n")
+		}
+	}
+}
+
+// TestMercure_resume: a subscriber resumes by the last update id it saw
+// (the Last-Event-ID header or the lastEventID query parameter, echoed in
+// the Last-Event-ID response header), from "earliest", or from one of the
+// hub's own cursor ids; an id the hub does not know gets an in-band
+// history-lost event, then live updates.
+func TestMercure_resume(t *testing.T) {
+	n := startMercure(t, Config{}, nil)
+	const topic = "https://example.com/r"
+	pub := func(id string) { n.mercurePublish(t, update(id, "d"+id, topic)) }
+	for _, id := range []string{"r1", "r2", "r3", "r4", "r5"} {
+		pub(id)
+	}
+
+	t.Run("Last-Event-ID header", func(t *testing.T) {
+		s := openRaw(t, hubURL(n.url, topic), "Last-Event-ID", "r2")
+		if got := s.res.Header.Get("Last-Event-ID"); got != "r2" {
+			t.Fatalf("Last-Event-ID response header %q", got)
+		}
+		if ct := s.res.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("Content-Type %q", ct)
+		}
+		p := sseclient.NewParser(s.br, "r2")
+		for _, id := range []string{"r3", "r4", "r5"} {
+			if ev, err := p.Next(); err != nil || ev.LastEventID != id || ev.Data != "d"+id {
+				t.Fatalf("got %+v %v, want %s", ev, err, id)
+			}
+		}
+	})
+
+	t.Run("lastEventID query parameter, then live", func(t *testing.T) {
+		s := openRaw(t, hubURL(n.url, topic)+"&lastEventID=r4")
+		if got := s.res.Header.Get("Last-Event-ID"); got != "r4" {
+			t.Fatalf("Last-Event-ID response header %q", got)
+		}
+		p := sseclient.NewParser(s.br, "")
+		if ev, err := p.Next(); err != nil || ev.LastEventID != "r5" {
+			t.Fatalf("got %+v %v, want r5", ev, err)
+		}
+		pub("r6")
+		if ev, err := p.Next(); err != nil || ev.LastEventID != "r6" {
+			t.Fatalf("got %+v %v, want r6 live", ev, err)
+		}
+	})
+
+	t.Run("earliest", func(t *testing.T) {
+		s := openRaw(t, hubURL(n.url, topic)+"&lastEventID=earliest")
+		if got := s.res.Header.Get("Last-Event-ID"); got != "earliest" {
+			t.Fatalf("Last-Event-ID response header %q", got)
+		}
+		p := sseclient.NewParser(s.br, "")
+		for _, id := range []string{"r1", "r2", "r3", "r4", "r5", "r6"} {
+			if ev, err := p.Next(); err != nil || ev.LastEventID != id {
+				t.Fatalf("got %+v %v, want %s", ev, err, id)
+			}
+		}
+	})
+
+	t.Run("the hub's checkpoint", func(t *testing.T) {
+		s := openRaw(t, hubURL(n.url, topic))
+		if got, ok := s.res.Header["Last-Event-Id"]; ok {
+			t.Fatalf("a fresh subscription has a Last-Event-ID response header: %q", got)
+		}
+		cp := s.checkpoint(t)
+		if !strings.HasPrefix(cp, "urn:ssegateway:cursor:") {
+			t.Fatalf("checkpoint id %q", cp)
+		}
+		pub("r7")
+		c := subscribe(t, hubURL(n.url, topic), cp)
+		c.expect(t, "r7=dr7")
+	})
+
+	t.Run("reused id", func(t *testing.T) {
+		n.mercurePublish(t, update("dup", "first", topic))
+		n.mercurePublish(t, update("dup", "second", topic))
+		pub("r8")
+		// The newest update with the id is where the subscriber was.
+		c := subscribe(t, hubURL(n.url, topic), "dup")
+		c.expect(t, "r8=dr8")
+	})
+
+	t.Run("id of an update the subscriber does not match", func(t *testing.T) {
+		n.mercurePublish(t, update("other", "other", "https://example.com/other"))
+		pub("r9")
+		c := subscribe(t, hubURL(n.url, topic), "other")
+		c.expect(t, "r9=dr9")
+	})
+
+	for _, cursor := range []string{"never-published", "urn:ssegateway:cursor:zzz", "urn:ssegateway:cursor:"} {
+		t.Run("unknown id "+cursor, func(t *testing.T) {
+			c := subscribe(t, hubURL(n.url, topic, "x"), cursor)
+			ev := c.next(t)
+			var hl historyLost
+			if ev.Type != "history-lost" || json.Unmarshal([]byte(ev.Data), &hl) != nil || hl.Reason != "invalid-cursor" ||
+				!slices.Equal(hl.Topics, []string{topic, "x"}) || !strings.HasPrefix(ev.LastEventID, "urn:ssegateway:cursor:") {
+				t.Fatalf("got %+v, want a history-lost event for both selectors with a cursor id", ev)
+			}
+			// Live from there; and its id resumes exactly.
+			id := "live-" + randomHex(t)
+			n.mercurePublish(t, update(id, "live", topic))
+			c.expect(t, id+"=live")
+			c.stop()
+			r := subscribe(t, hubURL(n.url, topic), ev.LastEventID)
+			r.expect(t, id+"=live")
+		})
+	}
+}
+
+// TestMercure_eventFormat: an update goes on the wire as Mercure writes
+// it, byte for byte: event, retry, id, one data line per line.
+func TestMercure_eventFormat(t *testing.T) {
+	n := startMercure(t, Config{}, nil)
+	s := openRaw(t, hubURL(n.url, "f"))
+	s.checkpoint(t)
+	if line, _ := s.br.ReadString('\n'); line != "\n" {
+		t.Fatalf("checkpoint not ended by a blank line: %q", line)
+	}
+	f := update("fmt-1", "a\r\nb\rc\nd", "f")
+	f.Set("type", "greeting")
+	f.Set("retry", "5000")
+	n.mercurePublish(t, f)
+	want := "event: greeting\nretry: 5000\nid: fmt-1\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(s.br, got); err != nil || string(got) != want {
+		t.Fatalf("wire %q %v, want %q", got, err, want)
+	}
+}
+
+// TestMercure_tokenSources: a subscriber's token comes from the
+// Authorization header, the "authorization" query parameter or the
+// mercureAuthorization cookie, the first present being the only one read;
+// a publisher may use the cookie only from an Origin (or Referer) among the
+// publish origins.
+func TestMercure_tokenSources(t *testing.T) {
+	n := startMercure(t, Config{}, func(mc *MercureConfig, _ redis.Cmdable) {
+		mc.PublishOrigins = []string{"https://app.example"}
+	})
+	const topic = "https://example.com/secret"
+	good := subToken(t, topic)
+	cookie := func(tok string) string { return mercure.DefaultCookieName + "=" + tok }
+	subs := map[string]*sseclient.Client{
+		"header": {URL: hubURL(n.url, topic, "ctl"), Header: http.Header{"Authorization": {"Bearer " + good}}},
+		"query":  {URL: hubURL(n.url, topic, "ctl") + "&authorization=" + good},
+		"cookie": {URL: hubURL(n.url, topic, "ctl"), Header: http.Header{"Cookie": {cookie(good)}}},
+		// A header without the right claim: the cookie's is not read.
+		"header wins": {URL: hubURL(n.url, topic, "ctl"), Header: http.Header{"Authorization": {"Bearer " + subToken(t, "ctl")},
+			"Cookie": {cookie(good)}}},
+	}
+	cs := map[string]*collector{}
+	for name, cl := range subs {
+		cs[name] = subscribeWith(t, cl)
+	}
+	n.waitStreams(t, len(cs))
+	f := update("secret", "s", topic)
+	f.Set("private", "on")
+	n.mercurePublish(t, f)
+	n.mercurePublish(t, update("ctl", "c", "ctl"))
+	for name, c := range cs {
+		t.Run(name, func(t *testing.T) {
+			if name == "header wins" {
+				c.expect(t, "ctl=c")
+			} else {
+				c.expect(t, "secret=s", "ctl=c")
+			}
+		})
+	}
+
+	t.Run("invalid header, valid cookie", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, hubURL(n.url, topic), nil)
+		req.Header.Set("Authorization", "Bearer garbage")
+		req.Header.Set("Cookie", cookie(good))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 401 {
+			t.Fatalf("%d, want 401", res.StatusCode)
+		}
+	})
+
+	t.Run("publishing with the cookie", func(t *testing.T) {
+		pc := cookie(pubToken(t, "*"))
+		for _, c := range []struct {
+			name   string
+			header []string
+			status int
+		}{
+			{"allowed Origin", []string{"Origin", "https://app.example"}, 200},
+			{"allowed Referer", []string{"Referer", "https://app.example/page?x=1"}, 200},
+			{"Origin wins over Referer", []string{"Origin", "https://evil.example", "Referer", "https://app.example/"}, 401},
+			{"foreign Origin", []string{"Origin", "https://evil.example"}, 401},
+			{"foreign Referer", []string{"Referer", "https://evil.example/"}, 401},
+			{"neither", nil, 401},
+		} {
+			p := n.mercurePost(t, "", update("", "x", "a"), append([]string{"Cookie", pc}, c.header...)...)
+			if p.status != c.status {
+				t.Errorf("%s: %d %q, want %d", c.name, p.status, p.body, c.status)
+			}
+		}
+		// The query parameter works for publishers too, with no origin check.
+		res, err := http.Post(n.url+mercure.HubPath+"?authorization="+pubToken(t, "*"), "application/x-www-form-urlencoded",
+			strings.NewReader(update("", "x", "a").Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("query token publish: %d", res.StatusCode)
+		}
+	})
+}
+
+// TestMercure_subscriberTokenExpiry: the stream ends, with a retry hint,
+// when its token expires.
+func TestMercure_subscriberTokenExpiry(t *testing.T) {
+	n := startMercure(t, Config{Retry: 50 * time.Millisecond}, nil)
+	tok := mercureJWT(t, mercureSubKey, map[string]any{"subscribe": []string{"*"}}, time.Now().Add(2*time.Second))
+	s := openRaw(t, hubURL(n.url, "a"), "Authorization", "Bearer "+tok)
+	body, _ := io.ReadAll(s.br) // ends when the token expires
+	if !strings.Contains(string(body), "\nretry: ") {
+		t.Fatalf("stream ended without a retry hint: %q", body)
+	}
+	if got := testGauge(n.srv.m.closed.WithLabelValues(closeTokenExpired.String())); got != 1 {
+		t.Fatalf("closed{token_expired} = %v", got)
+	}
+}
+
 // TestMercure_CORSandHEAD: preflights of allowed origins are answered
 // with credentials allowed and the headers an EventSource polyfill sends;
 // other origins get nothing; HEAD answers a subscription's headers without
@@ -239,4 +806,143 @@ func testRegistry(t testing.TB, rdb redis.Cmdable, node string) *mercure.Registr
 		t.Fatal(err)
 	}
 	return r
+}
+
+// samePayload reports whether a document's payload is the JSON want
+// (documents are indented).
+func samePayload(got json.RawMessage, want string) bool {
+	var a, b any
+	return json.Unmarshal(got, &a) == nil && json.Unmarshal([]byte(want), &b) == nil && reflect.DeepEqual(a, b)
+}
+
+// subscriptionEvent decodes a subscription event's data.
+func subscriptionEvent(t *testing.T, ev sseclient.Event) mercure.Subscription {
+	t.Helper()
+	var s mercure.Subscription
+	if err := json.Unmarshal([]byte(ev.Data), &s); err != nil || s.Type != "Subscription" {
+		t.Fatalf("not a subscription event: %+v (%v)", ev, err)
+	}
+	return s
+}
+
+// TestMercure_subscriptions: with active subscriptions on, a subscriber's
+// connection and disconnection are published as private updates that only
+// subscribers allowed them receive, and the subscriptions API lists the
+// active subscriptions (collection, by topic, one), for tokens allowed to
+// read it.
+func TestMercure_subscriptions(t *testing.T) {
+	n := startMercure(t, Config{}, func(mc *MercureConfig, rdb redis.Cmdable) {
+		mc.Subscriptions = true
+		mc.Registry = testRegistry(t, rdb, "n1")
+	})
+	const subsTpl = "/.well-known/mercure/subscriptions{/topic}{/subscriber}"
+	const book = "https://example.com/books/1"
+	watch := func(tok string) *collector {
+		return subscribeWith(t, &sseclient.Client{URL: hubURL(n.url, subsTpl, "ctl"), Header: http.Header{"Authorization": {"Bearer " + tok}}})
+	}
+	others := watch(subToken(t, "https://example.com/{x}")) // may not see subscriptions
+	n.waitStreams(t, 1)
+	watcher := watch(subToken(t, subsTpl))
+	n.waitStreams(t, 2)
+	alice := subscribeWith(t, &sseclient.Client{URL: hubURL(n.url, book),
+		Header: http.Header{"Authorization": {"Bearer " + mercureJWT(t, mercureSubKey,
+			map[string]any{"subscribe": []string{book}, "payload": map[string]any{"name": "alice", "n": 1}}, time.Time{})}}})
+	n.waitStreams(t, 3)
+
+	ev := watcher.next(t)
+	on := subscriptionEvent(t, ev)
+	if on.Topic != book || !on.Active || on.Context != mercure.JSONLDContext || !samePayload(on.Payload, `{"n":1,"name":"alice"}`) ||
+		on.ID != mercure.SubscriptionID(book, on.Subscriber) || !strings.HasPrefix(on.Subscriber, "urn:uuid:") ||
+		!strings.HasPrefix(ev.LastEventID, "urn:uuid:") {
+		t.Fatalf("connection event %+v: %s", ev, ev.Data)
+	}
+
+	api := func(path, tok string, header ...string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, n.url+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, b
+	}
+	reader := subToken(t, subsTpl)
+	t.Run("collection", func(t *testing.T) {
+		res, b := api(mercure.SubscriptionsPath, reader)
+		var col mercure.Collection
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/ld+json" || json.Unmarshal(b, &col) != nil {
+			t.Fatalf("%d %q %s", res.StatusCode, res.Header.Get("Content-Type"), b)
+		}
+		// The newest update is alice's connection event.
+		if col.ID != mercure.SubscriptionsPath || col.Type != "Subscriptions" || col.LastEventID != ev.LastEventID ||
+			res.Header.Get("ETag") != ev.LastEventID {
+			t.Fatalf("collection %s, ETag %q", b, res.Header.Get("ETag"))
+		}
+		var topics []string
+		for _, s := range col.Subscriptions {
+			topics = append(topics, s.Topic)
+			if s.Topic == book && (s.Subscriber != on.Subscriber || !samePayload(s.Payload, `{"n":1,"name":"alice"}`) || !s.Active) {
+				t.Fatalf("alice listed as %+v", s)
+			}
+		}
+		slices.Sort(topics)
+		if want := []string{subsTpl, subsTpl, "ctl", "ctl", book}; !slices.Equal(topics, want) {
+			t.Fatalf("subscriptions of %v, want %v", topics, want)
+		}
+		if res, _ := api(mercure.SubscriptionsPath, reader, "If-None-Match", ev.LastEventID); res.StatusCode != http.StatusNotModified {
+			t.Fatalf("If-None-Match: %d", res.StatusCode)
+		}
+	})
+	t.Run("by topic", func(t *testing.T) {
+		res, b := api(mercure.SubscriptionsPath+"/"+url.QueryEscape(book), reader)
+		var col mercure.Collection
+		if res.StatusCode != 200 || json.Unmarshal(b, &col) != nil || len(col.Subscriptions) != 1 || col.Subscriptions[0].Subscriber != on.Subscriber {
+			t.Fatalf("%d %s", res.StatusCode, b)
+		}
+	})
+	t.Run("one", func(t *testing.T) {
+		res, b := api(on.ID, reader)
+		var one mercure.Subscription
+		if res.StatusCode != 200 || json.Unmarshal(b, &one) != nil || one.ID != on.ID || one.LastEventID != ev.LastEventID ||
+			one.Context != mercure.JSONLDContext || !one.Active {
+			t.Fatalf("%d %s", res.StatusCode, b)
+		}
+		if res, _ := api(mercure.SubscriptionID(book, "urn:uuid:nobody"), reader); res.StatusCode != 404 {
+			t.Fatalf("unknown subscriber: %d", res.StatusCode)
+		}
+		if res, _ := api(mercure.SubscriptionsPath+"/a/b/c", subToken(t, "*")); res.StatusCode != 404 {
+			t.Fatalf("bad path: %d", res.StatusCode)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		for name, tok := range map[string]string{"no token": "", "garbage": "garbage", "other claim": subToken(t, "https://example.com/{x}"),
+			"no subscribe claim": mercureJWT(t, mercureSubKey, map[string]any{}, time.Time{})} {
+			if res, b := api(mercure.SubscriptionsPath, tok); res.StatusCode != 401 {
+				t.Errorf("%s: %d %s", name, res.StatusCode, b)
+			}
+		}
+	})
+
+	alice.stop()
+	off := subscriptionEvent(t, watcher.next(t))
+	if off.Active || off.Subscriber != on.Subscriber || off.Topic != book {
+		t.Fatalf("disconnection event %+v", off)
+	}
+	res, b := api(mercure.SubscriptionsPath+"/"+url.QueryEscape(book), reader)
+	var col mercure.Collection
+	if res.StatusCode != 200 || json.Unmarshal(b, &col) != nil || len(col.Subscriptions) != 0 {
+		t.Fatalf("after alice left: %d %s", res.StatusCode, b)
+	}
+	// The subscriber whose claim does not cover subscriptions saw none of
+	// it, though its selector matches.
+	ctl := n.mercurePublish(t, update("ctl", "ctl", "ctl"))
+	others.expect(t, ctl+"=ctl")
+	watcher.expect(t, ctl+"=ctl")
 }
