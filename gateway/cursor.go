@@ -106,7 +106,7 @@ func parseBase62(s string) (uint64, bool) {
 type startKind uint8
 
 const (
-	startLive     startKind = iota // no position: start with the next event
+	startLive     startKind = iota // no position: start with the next event (after id, if set)
 	startAt                        // resume after the given id
 	startInvalid                   // a cursor was given but cannot place this topic
 	startEarliest                  // everything the history still holds, with no history-lost for what it does not

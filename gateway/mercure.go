@@ -202,6 +202,9 @@ func appendMercureCursor(b []byte, pos contract.ID) []byte {
 type mercureStream struct {
 	cache      *mercure.SelectorCache
 	subscriber *mercure.Subscriber // for subscription events; nil without them
+	// announced is the feed id of the subscriber's last subscription event,
+	// zero if none: a stream that starts live starts after it.
+	announced contract.ID
 }
 
 // starts places a Mercure subscriber from the id it resumes from:
@@ -213,7 +216,10 @@ type mercureStream struct {
 func (ms *mercureStream) starts(ctx context.Context, reads *readGroup, cursor string) ([]start, error) {
 	switch {
 	case cursor == "":
-		return []start{{kind: startLive}}, nil
+		// Live, but past the subscriber's own subscription events: they
+		// were published before it joined, yet the node may not have
+		// delivered them yet when it did.
+		return []start{{kind: startLive, id: ms.announced}}, nil
 	case cursor == mercure.EarliestID:
 		return []start{{kind: startEarliest}}, nil
 	case strings.HasPrefix(cursor, mercureCursorPrefix):
@@ -359,15 +365,16 @@ func (s *Server) handleMercureSubscribe(c echo.Context) error {
 		}
 		sub.mercure.subscriber = &mercure.Subscriber{ID: mercure.NewID(), Topics: topics, Payload: payload}
 		// Announced before the subscriber joins, as Mercure does, so it
-		// never receives its own.
-		s.announce(req.Context(), sub.mercure.subscriber, true)
+		// never receives its own (unless it resumes from before them).
+		sub.mercure.announced = s.announce(req.Context(), sub.mercure.subscriber, true)
 	}
 	return s.serveStream(c, sub, cursor, tok.Expires, tok.Subject)
 }
 
 // announce publishes a subscriber's subscription events and records it in
-// the registry (active), or removes it and publishes their end.
-func (s *Server) announce(ctx context.Context, sub *mercure.Subscriber, active bool) {
+// the registry (active), or removes it and publishes their end. It returns
+// the feed id of the last event published (zero if none was).
+func (s *Server) announce(ctx context.Context, sub *mercure.Subscriber, active bool) (last contract.ID) {
 	h := s.mercure
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
 	defer cancel()
@@ -379,11 +386,14 @@ func (s *Server) announce(ctx context.Context, sub *mercure.Subscriber, active b
 		s.log.Warn().Err(err).Msg("mercure: unregistering a subscriber failed")
 	}
 	for _, u := range sub.SubscriptionUpdates(active) {
-		if _, err := s.publishMercure(ctx, u); err != nil {
+		id, err := s.publishMercure(ctx, u)
+		if err != nil {
 			s.log.Warn().Err(err).Msg("mercure: publishing a subscription event failed")
-			return
+			return last
 		}
+		last = id
 	}
+	return last
 }
 
 // publishMercure appends an update to the hub's feed.

@@ -946,3 +946,61 @@ func TestMercure_subscriptions(t *testing.T) {
 	others.expect(t, ctl+"=ctl")
 	watcher.expect(t, ctl+"=ctl")
 }
+
+// TestMercure_subscriptions_notOwnEvents: a subscriber never receives its
+// own connection events, though they are published before it joins and the
+// node may not have delivered them yet when it does (the feed is busy: other
+// subscribers follow it); it receives those of every subscriber that
+// connects after it, once per topic, in order.
+func TestMercure_subscriptions_notOwnEvents(t *testing.T) {
+	n := startMercure(t, Config{}, func(mc *MercureConfig, rdb redis.Cmdable) {
+		mc.Subscriptions = true
+		mc.Registry = testRegistry(t, rdb, "n1")
+	})
+	const subsTpl = "/.well-known/mercure/subscriptions{/topic}{/subscriber}"
+	tok := subToken(t, subsTpl)
+	const watchers = 15
+	var cs []*collector
+	for i := range watchers {
+		cs = append(cs, subscribeWith(t, &sseclient.Client{URL: hubURL(n.url, subsTpl, "ctl"),
+			Header: http.Header{"Authorization": {"Bearer " + tok}}}))
+		n.waitStreams(t, i+1)
+	}
+	ctl := n.mercurePublish(t, update("ctl", "ctl", "ctl"))
+	// seen[i]: the subscribers whose connections watcher i saw, in order.
+	seen := make([][]string, watchers)
+	for i, c := range cs {
+		for {
+			ev := c.next(t)
+			if ev.LastEventID == ctl {
+				break
+			}
+			s := subscriptionEvent(t, ev)
+			if k := len(seen[i]); k > 0 && seen[i][k-1] == s.Subscriber {
+				continue // its second topic
+			}
+			seen[i] = append(seen[i], s.Subscriber)
+		}
+	}
+	// The watchers in the order they connected: the one watcher 0 did not
+	// see (itself), then those it saw.
+	regs, err := n.srv.mercure.cfg.Registry.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, r := range regs {
+		if !slices.Contains(seen[0], r.ID) {
+			order = append(order, r.ID)
+		}
+	}
+	if len(order) != 1 {
+		t.Fatalf("watcher 0 saw %d of the %d others", len(seen[0]), watchers-1)
+	}
+	order = append(order, seen[0]...)
+	for i := range watchers {
+		if want := order[i+1:]; !slices.Equal(seen[i], want) {
+			t.Fatalf("watcher %d saw the connections of %v, want %v (those after it, not its own)", i, seen[i], want)
+		}
+	}
+}

@@ -64,6 +64,11 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 		source := st.sub.wants[i].Source
 		switch {
 		case sp.kind == startLive:
+			// A live start past a position the node has not delivered yet
+			// skips the live events up to it.
+			if upTo[i].Less(sp.id) {
+				st.pos[i] = sp.id
+			}
 		case sp.kind == startInvalid:
 			lost["invalid-cursor"] = append(lost["invalid-cursor"], i)
 		case sp.kind == startEarliest:
