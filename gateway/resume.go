@@ -42,7 +42,11 @@ func (st *stream) resume(ctx context.Context, cursor string, ts []*fanout.Source
 // from a node ahead of this one); otherwise replay what it missed. Where
 // history after its position is gone, it gets a history-lost event placed
 // at the gap — before the oldest event still retained — followed by every
-// retained event, so nothing that survived is skipped.
+// retained event, so nothing that survived is skipped. A want with no
+// position of its own (no cursor, or one that cannot be placed) goes live
+// where its source was when the response headers went out, if it was known
+// then, not where it is now: its client may have published as soon
+// as it saw the stream open.
 func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source) (r closeReason, ok bool, result string) {
 	d := st.d
 	starts, err := st.starts(ctx, cursor)
@@ -52,6 +56,10 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 	}
 	n := len(ts)
 	upTo := make([]contract.ID, n)
+	var liveAt []contract.ID // the positions when the headers went out, if known
+	if st.liveKnown {
+		liveAt, st.liveKnown = st.pos, false
+	}
 	st.pos = make([]contract.ID, n)
 	for i, t := range ts {
 		upTo[i] = t.Position()
@@ -62,14 +70,20 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 	var replaying []int
 	for i, sp := range starts {
 		source := st.sub.wants[i].Source
+		live := upTo[i] // where the want goes live, with no position of its own
+		if liveAt != nil {
+			live = liveAt[i]
+		}
 		switch {
 		case sp.kind == startLive:
+			st.pos[i] = live
 			// A live start past a position the node has not delivered yet
 			// skips the live events up to it.
-			if upTo[i].Less(sp.id) {
+			if live.Less(sp.id) {
 				st.pos[i] = sp.id
 			}
 		case sp.kind == startInvalid:
+			st.pos[i] = live
 			lost["invalid-cursor"] = append(lost["invalid-cursor"], i)
 		case sp.kind == startEarliest:
 			// All that is retained; a trimmed beginning is not a loss here.

@@ -577,3 +577,33 @@ func TestServer_publish_concurrentBatched(t *testing.T) {
 		}
 	}
 }
+
+// TestServer_events_publishOnOpen: an event published as soon as the
+// stream is open (its response headers: EventSource's open event), with no
+// other wait, reaches it — again and again, on a fresh topic and on a topic
+// the node already follows.
+func TestServer_events_publishOnOpen(t *testing.T) {
+	n := startNode(t, Config{}, pubsub.PublisherConfig{})
+	busy := subscribe(t, eventsURL(n.url, "busy"), "")
+	<-busy.opens
+	for i := range 30 {
+		for _, topic := range []string{fmt.Sprint("fresh-", i), "busy"} {
+			c := subscribe(t, eventsURL(n.url, topic), "")
+			select {
+			case <-c.opens:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the stream did not open")
+			}
+			id := n.publish(t, topic, fmt.Sprint(i))
+			if ev := c.next(t); ev.LastEventID != id || ev.Data != fmt.Sprint(i) {
+				t.Fatalf("%s: got %+v, want %s", topic, ev, id)
+			}
+			c.stop()
+			if topic == "busy" {
+				if ev := busy.next(t); ev.Data != fmt.Sprint(i) {
+					t.Fatalf("busy: %+v", ev)
+				}
+			}
+		}
+	}
+}

@@ -87,10 +87,16 @@ type stream struct {
 	tags   []string       // cursor tags, parallel to sub.wants
 	client string         // the client's address, for the log
 
-	pos       []contract.ID // per want: the newest event this client has been sent
-	buf       []byte        // bytes waiting for the next write
-	events    int           // events in buf, counted into the metrics at the flush
-	liveMs    uint64        // id time of the oldest live event in buf; 0 if none
+	pos []contract.ID // per want: the newest event this client has been sent
+	// liveKnown: until the stream's setup, pos holds its sources'
+	// positions just before the response headers went out, where a stream
+	// without a cursor starts: it gets every event published after its
+	// client saw it open (those the node delivers before the setup reads
+	// the positions again are in its outbox).
+	liveKnown bool
+	buf       []byte // bytes waiting for the next write
+	events    int    // events in buf, counted into the metrics at the flush
+	liveMs    uint64 // id time of the oldest live event in buf; 0 if none
 	lastWrite time.Time
 	rearmAt   time.Time // when the write deadline must be set again
 
@@ -257,7 +263,8 @@ func isTimeout(err error) bool {
 func (st *stream) join() { st.ts = st.d.hub.Join(st.box) }
 
 // awaitReady waits until the positions of the stream's sources are known,
-// for at most d, or until ctx ends.
+// for at most d, or until ctx ends. If they all are, it records them as
+// where the stream starts live (pos, liveKnown).
 func (st *stream) awaitReady(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -270,6 +277,11 @@ func (st *stream) awaitReady(ctx context.Context, d time.Duration) {
 			return
 		}
 	}
+	st.pos = make([]contract.ID, len(st.ts))
+	for i, src := range st.ts {
+		st.pos[i] = src.Position()
+	}
+	st.liveKnown = true
 }
 
 // live writes what the hub queues, and heartbeats, until the stream ends.
