@@ -205,6 +205,9 @@ type mercureStream struct {
 	// announced is the feed id of the subscriber's last subscription event,
 	// zero if none: a stream that starts live starts after it.
 	announced contract.ID
+	// placed is where the cursor places the stream, when the handler
+	// already knew it (for the Last-Event-ID response header).
+	placed []start
 }
 
 // starts places a Mercure subscriber from the id it resumes from:
@@ -215,6 +218,8 @@ type mercureStream struct {
 // goes on live; so do we, after saying so).
 func (ms *mercureStream) starts(ctx context.Context, reads *readGroup, cursor string) ([]start, error) {
 	switch {
+	case ms.placed != nil:
+		return ms.placed, nil
 	case cursor == "":
 		// Live, but past the subscriber's own subscription events: they
 		// were published before it joined, yet the node may not have
@@ -353,7 +358,18 @@ func (s *Server) handleMercureSubscribe(c echo.Context) error {
 	hd.Set("Expire", "0")
 	hd.Set("X-Accel-Buffering", "no")
 	if cursor != "" {
+		// The id of the event preceding the first one sent: the one the
+		// subscriber names, or "earliest" when the hub does not know it
+		// (the protocol's rule; the stream then starts with a
+		// history-lost event). If Redis cannot tell now, the stream will
+		// say so in-band.
 		hd.Set("Last-Event-ID", cursor)
+		if placed, err := sub.mercure.starts(req.Context(), s.reads, cursor); err == nil {
+			sub.mercure.placed = placed
+			if placed[0].kind == startInvalid {
+				hd.Set("Last-Event-ID", mercure.EarliestID)
+			}
+		}
 	}
 	if req.Method == http.MethodHead {
 		return c.NoContent(http.StatusOK)

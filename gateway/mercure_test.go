@@ -606,6 +606,10 @@ func TestMercure_resume(t *testing.T) {
 
 	for _, cursor := range []string{"never-published", "urn:ssegateway:cursor:zzz", "urn:ssegateway:cursor:"} {
 		t.Run("unknown id "+cursor, func(t *testing.T) {
+			// The protocol's Last-Event-ID for an id the hub does not know.
+			if got := openRaw(t, hubURL(n.url, topic), "Last-Event-ID", cursor).res.Header.Get("Last-Event-ID"); got != "earliest" {
+				t.Fatalf("Last-Event-ID response header %q, want earliest", got)
+			}
 			c := subscribe(t, hubURL(n.url, topic, "x"), cursor)
 			ev := c.next(t)
 			var hl historyLost
@@ -784,7 +788,7 @@ func TestMercure_CORSandHEAD(t *testing.T) {
 	}
 	res := do(http.MethodHead, mercure.HubPath+"?topic=a&lastEventID=x", "Origin", "https://app.example")
 	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" ||
-		res.Header.Get("Last-Event-ID") != "x" || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		res.Header.Get("Last-Event-ID") != "earliest" || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
 		!strings.Contains(strings.ToLower(res.Header.Get("Access-Control-Expose-Headers")), "last-event-id") {
 		t.Fatalf("HEAD: %d %v", res.StatusCode, res.Header)
 	}
