@@ -474,7 +474,22 @@ func (s *Server) handleMercurePublish(c echo.Context) error {
 		u.ID = mercure.NewID()
 	}
 	start := time.Now()
-	if _, err := s.publishMercure(req.Context(), u); err != nil {
+	_, err = s.publishMercure(req.Context(), u)
+	switch {
+	case errors.Is(err, contract.ErrTooLarge):
+		// The engine's limit on an event (--max-event-bytes) bounds the
+		// update as stored: its data, topics, id and type.
+		s.m.limited.WithLabelValues(limitEventSize).Inc()
+		s.m.mercurePublished.WithLabelValues("invalid").Inc()
+		msg := fmt.Sprintf("the update is %d bytes with its topics, id and type, over the largest event accepted", len(u.Encode()))
+		if h.cfg.MaxDataBytes > 0 {
+			msg += fmt.Sprintf(" (%d bytes)", h.cfg.MaxDataBytes)
+		}
+		return mercureError(c, http.StatusRequestEntityTooLarge, msg)
+	case errors.Is(err, contract.ErrInvalid):
+		s.m.mercurePublished.WithLabelValues("invalid").Inc()
+		return mercureError(c, http.StatusBadRequest, err.Error())
+	case err != nil:
 		s.log.Warn().Err(err).Msg("mercure publish failed")
 		s.m.mercurePublished.WithLabelValues("error").Inc()
 		return mercureError(c, http.StatusServiceUnavailable, "publish failed: Redis is unavailable")

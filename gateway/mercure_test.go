@@ -82,7 +82,13 @@ func subToken(t testing.TB, subscribe ...string) string {
 // subscriber key, anonymous subscribers allowed; edit changes that.
 func startMercure(t *testing.T, cfg Config, edit func(mc *MercureConfig, rdb redis.Cmdable)) *testNode {
 	t.Helper()
-	return serveNode(t, buildNode(t, cfg, pubsub.PublisherConfig{}, func(o *nodeOptions) {
+	return startMercureWith(t, cfg, pubsub.PublisherConfig{}, edit)
+}
+
+// startMercureWith is startMercure with the node's publisher configured.
+func startMercureWith(t *testing.T, cfg Config, pcfg pubsub.PublisherConfig, edit func(mc *MercureConfig, rdb redis.Cmdable)) *testNode {
+	t.Helper()
+	return serveNode(t, buildNode(t, cfg, pcfg, func(o *nodeOptions) {
 		o.mercure = func(rdb redis.Cmdable) *MercureConfig {
 			mc := &MercureConfig{Publisher: keyVerifier(t, mercurePubKey), Subscriber: keyVerifier(t, mercureSubKey), Anonymous: true}
 			if edit != nil {
@@ -295,7 +301,10 @@ func TestMercure_privateUpdates(t *testing.T) {
 // text/plain body saying why, is counted in
 // ssegateway_mercure_publish_total{result}, and publishes nothing.
 func TestMercure_publishStatuses(t *testing.T) {
-	n := startMercure(t, Config{MaxPublishBytes: 64 << 10}, func(mc *MercureConfig, _ redis.Cmdable) { mc.MaxDataBytes = 1024 })
+	// As the gateway command configures it: one limit on events, for the
+	// update's data and for what the engine stores.
+	n := startMercureWith(t, Config{MaxPublishBytes: 64 << 10}, pubsub.PublisherConfig{MaxDataBytes: 1024},
+		func(mc *MercureConfig, _ redis.Cmdable) { mc.MaxDataBytes = 1024 })
 	all := subscribeWith(t, &sseclient.Client{URL: hubURL(n.url, "*"),
 		Header: http.Header{"Authorization": {"Bearer " + subToken(t, "*")}}})
 	n.waitStreams(t, 1)
@@ -350,6 +359,8 @@ func TestMercure_publishStatuses(t *testing.T) {
 		{name: "reserved topic", tok: star, body: form("topic", "https://example.com/.well-known/mercure/subscriptions/x"), status: 403,
 			mention: "reserved", result: "invalid"},
 		{name: "data too large", tok: star, body: form("topic", "a", "data", strings.Repeat("x", 1025)), status: 413, mention: "1024", result: "invalid"},
+		{name: "update too large with its topic", tok: star, body: form("topic", strings.Repeat("t", 100), "data", strings.Repeat("x", 1000)),
+			status: 413, mention: "with its topics", result: "invalid"},
 		{name: "body too large", tok: star, body: form("topic", "a", "filler", strings.Repeat("x", 64<<10)), status: 413, result: "invalid"},
 		{name: "ok", tok: star, body: form("topic", "a", "id", "ok-1", "data", "one", "retry", "5000", "type", "t"), status: 200, mention: "ok-1", result: "ok"},
 		{name: "ok by template", tok: books, body: form("topic", "https://example.com/books/1", "id", "ok-2", "data", "two"), status: 200,

@@ -395,6 +395,7 @@ func TestRun_mercure_realRedis(t *testing.T) {
 		{"id starting with #", url.Values{"topic": {topic}, "id": {"#x"}}, 400},
 		{"a hub cursor as id", url.Values{"topic": {topic}, "id": {"urn:ssegateway:cursor:1-0"}}, 400},
 		{"data over --max-event-bytes", url.Values{"topic": {topic}, "data": {strings.Repeat("x", 101)}}, 413},
+		{"data at --max-event-bytes, with its topic over", url.Values{"topic": {topic}, "data": {strings.Repeat("x", 100)}}, 413},
 		{"bad retry", url.Values{"topic": {topic}, "retry": {"1.5"}}, 400},
 	} {
 		if status, body := post(c.form); status != c.status {
