@@ -164,6 +164,22 @@ func (o objects) env(t *testing.T) map[string]string {
 	return env
 }
 
+// secretRef is where a variable of the gateway container comes from:
+// "<secret>/<key>", "" if not from a Secret.
+func (o objects) secretRef(t *testing.T, name string) string {
+	t.Helper()
+	d := o.find(t, "Deployment", "rel-ssegateway")
+	list, _ := get(d, "spec.template.spec.containers.0.env").([]any)
+	for _, e := range list {
+		if get(e, "name") == name {
+			if ref := get(e, "valueFrom.secretKeyRef"); ref != nil {
+				return fmt.Sprintf("%v/%v", get(ref, "name"), get(ref, "key"))
+			}
+		}
+	}
+	return ""
+}
+
 func expect(t *testing.T, what string, got, want any) {
 	t.Helper()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -286,6 +302,49 @@ func TestChart_valuesFiles(t *testing.T) {
 				expect(t, "image by digest", get(d, "spec.template.spec.containers.0.image"),
 					"ghcr.io/ssegateway/ssegateway@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
 				expect(t, "service account", get(d, "spec.template.spec.serviceAccountName"), "sse")
+				expect(t, "mercure publisher key", o.secretRef(t, "GATEWAY_MERCURE_PUBLISHER_JWT_KEY"), "sse-keys/mercure-publisher.pem")
+				expect(t, "mercure publisher alg", env["GATEWAY_MERCURE_PUBLISHER_JWT_ALG"], "RS256")
+				for _, k := range []string{"GATEWAY_MERCURE_SUBSCRIBER_JWT_KEY", "GATEWAY_MERCURE_SUBSCRIBER_JWT_ALG", "GATEWAY_MERCURE_CORS_ORIGINS"} {
+					if v, ok := env[k]; ok {
+						t.Errorf("%s = %q, but none was configured", k, v)
+					}
+				}
+				if ann, _ := get(d, "spec.template.metadata.annotations").(map[string]any); ann["checksum/mercure"] != nil {
+					t.Error("a checksum of a Secret the chart did not create")
+				}
+			}},
+		{"mercure-values.yaml", []string{"Deployment/rel-ssegateway", "PodDisruptionBudget/rel-ssegateway",
+			"Secret/rel-ssegateway-mercure", "Service/rel-ssegateway", "Service/rel-ssegateway-admin", "ServiceAccount/rel-ssegateway"},
+			func(t *testing.T, o objects) {
+				env := o.env(t)
+				for k, want := range map[string]string{
+					"GATEWAY_MERCURE_PUBLISHER_JWT_ALG":   "HS256",
+					"GATEWAY_MERCURE_SUBSCRIBER_JWT_ALG":  "HS256",
+					"GATEWAY_MERCURE_ANONYMOUS":           "true",
+					"GATEWAY_MERCURE_SUBSCRIPTIONS":       "true",
+					"GATEWAY_MERCURE_SUBSCRIPTIONS_LEASE": "20s",
+					"GATEWAY_MERCURE_CORS_ORIGINS":        "https://app.example.com,https://*.example.com",
+					"GATEWAY_MERCURE_PUBLISH_ORIGINS":     "https://app.example.com",
+					"GATEWAY_INSECURE_NO_AUTH":            "false",
+					"GATEWAY_PUBLIC_TOPICS":               "status",
+				} {
+					expect(t, k, env[k], want)
+				}
+				expect(t, "publisher key", o.secretRef(t, "GATEWAY_MERCURE_PUBLISHER_JWT_KEY"), "rel-ssegateway-mercure/publisher-jwt-key")
+				expect(t, "subscriber key", o.secretRef(t, "GATEWAY_MERCURE_SUBSCRIBER_JWT_KEY"), "rel-ssegateway-mercure/subscriber-jwt-key")
+				if _, ok := env["GATEWAY_JWT_SECRET_FILE"]; ok {
+					t.Error("a JWT secret file for /events, though none was given")
+				}
+				sec := o.find(t, "Secret", "rel-ssegateway-mercure")
+				expect(t, "secret publisher key", get(sec, "stringData.publisher-jwt-key"), "a-mercure-publisher-key-of-32-bytes!")
+				expect(t, "secret subscriber key", get(sec, "stringData.subscriber-jwt-key"), "a-mercure-subscriber-key-of-32-bytes")
+				d := o.find(t, "Deployment", "rel-ssegateway")
+				if ann, _ := get(d, "spec.template.metadata.annotations").(map[string]any); ann["checksum/mercure"] == nil {
+					t.Error("no checksum/mercure annotation: changed keys would not roll the pods")
+				}
+				if v := get(d, "spec.template.spec.volumes"); v != nil {
+					t.Errorf("volumes %v, though no key file is mounted", v)
+				}
 			}},
 		{"cluster-values.yaml", []string{"Deployment/rel-ssegateway", "PodDisruptionBudget/rel-ssegateway",
 			"Service/rel-ssegateway", "Service/rel-ssegateway-admin", "ServiceAccount/rel-ssegateway"},
@@ -412,6 +471,12 @@ func TestChart_refusesBadValues(t *testing.T) {
 		{[]string{"tls.enabled=true"}, "tls.secretName"},
 		{[]string{"auth.existingSecret=", "auth.create.hmacSecrets={short}"}, "hmacSecrets"},
 		{[]string{"auth.existingSecret="}, "configure token verification"},
+		{[]string{"mercure.enabled=true"}, "mercure.create.publisherKey"},
+		{[]string{"mercure.enabled=true", "mercure.existingSecret=m", "mercure.secretKeys.publisherKey="}, "publisherKey"},
+		{[]string{"mercure.publisherAlg=none"}, "publisherAlg"},
+		{[]string{"mercure.subscriptionsLease=30"}, "subscriptionsLease"},
+		{[]string{"mercure.corsOrigins={https://app.example.com/}"}, "corsOrigins"},
+		{[]string{"mercure.anonymus=true"}, "anonymus"},
 		{[]string{"hpa.enabled=true", "hpa.maxReplicas=1", "hpa.minReplicas=2"}, "maxReplicas must be at least"},
 		{[]string{"httpRoute.enabled=true"}, "parentRefs"},
 		{[]string{"admin.port=8080"}, "admin.port"},
@@ -445,17 +510,18 @@ func TestChart_valuesDocumented(t *testing.T) {
 
 // TestChart_envIsGatewayFlags: every GATEWAY_* variable the chart sets, in
 // any values file, is one the gateway reads (it ignores unknown ones, so a
-// typo would silently fall back to a default).
+// typo would silently fall back to a default). A flag's variable is named
+// in its help in brackets, first, before any fallback ("[GATEWAY_X, or Y]").
 func TestChart_envIsGatewayFlags(t *testing.T) {
 	buildTools(t)
 	help, _ := run(t, nil, tools.gateway, "-h") // -h exits 0 or 2 depending on the flag package; the text is what matters
 	known := map[string]bool{}
-	for _, m := range regexp.MustCompile(`\[(GATEWAY_[A-Z0-9_]+)\]`).FindAllStringSubmatch(string(help), -1) {
+	for _, m := range regexp.MustCompile(`\[(GATEWAY_[A-Z0-9_]+)[],]`).FindAllStringSubmatch(string(help), -1) {
 		known[m[1]] = true
 	}
 	if len(known) < 30 {
 		out, err := exec.Command(tools.gateway, "-h").CombinedOutput()
-		for _, m := range regexp.MustCompile(`\[(GATEWAY_[A-Z0-9_]+)\]`).FindAllStringSubmatch(string(out), -1) {
+		for _, m := range regexp.MustCompile(`\[(GATEWAY_[A-Z0-9_]+)[],]`).FindAllStringSubmatch(string(out), -1) {
 			known[m[1]] = true
 		}
 		if len(known) < 30 {

@@ -58,9 +58,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* Whether any token verification is configured. */}}
+{{/* The Secret holding the Mercure keys, if the endpoint is on. */}}
+{{- define "ssegateway.mercureSecret" -}}
+{{- if .Values.mercure.enabled }}
+{{- if .Values.mercure.existingSecret }}
+{{- .Values.mercure.existingSecret }}
+{{- else if .Values.mercure.create.publisherKey }}
+{{- printf "%s-mercure" (include "ssegateway.fullname" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Whether any token verification is configured (the Mercure keys count). */}}
 {{- define "ssegateway.authConfigured" -}}
-{{- if or (include "ssegateway.authSecret" .) .Values.auth.jwksURLs }}true{{ end }}
+{{- if or (include "ssegateway.authSecret" .) .Values.auth.jwksURLs (include "ssegateway.mercureSecret" .) }}true{{ end }}
 {{- end }}
 
 {{- define "ssegateway.redisName" -}}
@@ -72,8 +83,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (not .Values.gateway.redisURL) (not .Values.gateway.redisURLSecret.name) (not .Values.redis.enabled) }}
 {{- fail "set gateway.redisURL (or gateway.redisURLSecret, or redis.enabled=true to try the chart with a bundled, non-production Redis)" }}
 {{- end }}
+{{- if and .Values.mercure.enabled (not (include "ssegateway.mercureSecret" .)) }}
+{{- fail "mercure.enabled needs its keys: mercure.existingSecret, or mercure.create.publisherKey for a Secret the chart creates" }}
+{{- end }}
 {{- if and (not (include "ssegateway.authConfigured" .)) (not .Values.gateway.insecureNoAuth) }}
-{{- fail "configure token verification (auth.existingSecret, auth.create or auth.jwksURLs) or set gateway.insecureNoAuth=true to allow anyone to subscribe and publish" }}
+{{- fail "configure token verification (auth.existingSecret, auth.create, auth.jwksURLs or mercure.enabled) or set gateway.insecureNoAuth=true to allow anyone to subscribe and publish" }}
 {{- end }}
 {{- if le (int .Values.gateway.shutdownTimeoutSeconds) (int .Values.gateway.drainPeriodSeconds) }}
 {{- fail "gateway.shutdownTimeoutSeconds must be longer than gateway.drainPeriodSeconds" }}
