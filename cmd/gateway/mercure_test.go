@@ -91,13 +91,30 @@ func mercurePost(t *testing.T, base, tok string, form url.Values, header ...stri
 // TestRun_mercure_failover: a subscriber with a URI template selector
 // reads from node a while updates — matching, non-matching, and private
 // ones it may not see — are published on node b with publisher-chosen ids;
-// node a stops after a third of them, and the subscriber resumes on node b
+// node a stops (a graceful stop through run(), or a gateway process killed
+// with SIGKILL) after a third of them, and the subscriber resumes on node b
 // by the last publisher id it saw. It gets every matching public update
 // exactly once, in order, and nothing else.
 func TestRun_mercure_failover(t *testing.T) {
-	srv := redistest.Start(t)
-	env := mercureEnv(srv.URL())
-	a, b := startRun(t, env), startRun(t, env)
+	for _, how := range []string{"stopped", "killed"} {
+		t.Run(how, func(t *testing.T) {
+			srv := redistest.Start(t)
+			env := mercureEnv(srv.URL())
+			var a string
+			var cut func()
+			if how == "stopped" {
+				n := startRun(t, env)
+				a, cut = n.url, n.stop
+			} else {
+				a, cut = startProcess(t, buildBinary(t), env)
+			}
+			mercureFailover(t, a, startRun(t, env).url, cut)
+		})
+	}
+}
+
+func mercureFailover(t *testing.T, a, b string, cut func()) {
+	t.Helper()
 	pub := mercureToken(t, mercurePubKey, map[string]any{"publish": []string{"*"}})
 	const updates = 240 // of which matching and public: every one but every third and every fifth
 	selector := []string{"https://example.com/books/{id}"}
@@ -139,7 +156,7 @@ func TestRun_mercure_failover(t *testing.T) {
 				f.Set("data", fmt.Sprintf("books:%d", n))
 				n++
 			}
-			if status, body := mercurePost(t, b.url, pub, f); status != http.StatusOK || body != f.Get("id") {
+			if status, body := mercurePost(t, b, pub, f); status != http.StatusOK || body != f.Get("id") {
 				t.Errorf("publish %d: %d %q", i, status, body)
 				return
 			}
@@ -149,10 +166,10 @@ func TestRun_mercure_failover(t *testing.T) {
 	connCtx, cancelConn := context.WithCancel(context.Background())
 	defer cancelConn()
 	var cutOnce sync.Once
-	last, err := readUntil(connCtx, hubURL(a.url, selector), "", func(ev sseclient.Event) {
+	last, err := readUntil(connCtx, hubURL(a, selector), "", func(ev sseclient.Event) {
 		handle(ev)
 		if total >= want/3 {
-			cutOnce.Do(func() { go a.stop() })
+			cutOnce.Do(func() { go cut() })
 		}
 	}, done, opened)
 	t.Logf("left node a after %d updates (%v), last id %q", total, err, last)
@@ -163,7 +180,7 @@ func TestRun_mercure_failover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for !done() && ctx.Err() == nil {
-		last, err = readUntil(ctx, hubURL(b.url, selector), last, handle, done)
+		last, err = readUntil(ctx, hubURL(b, selector), last, handle, done)
 		if err != nil && !done() {
 			time.Sleep(10 * time.Millisecond)
 		}
