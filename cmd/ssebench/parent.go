@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -31,6 +35,11 @@ type target struct {
 	redisPID  int    // the Redis it uses, for CPU; 0 if unknown
 	metricURL string // the server's Prometheus metrics, if any
 	exe       string // the ssebench binary that runs workers; this one by default
+	// form publishes application/x-www-form-urlencoded (topic and data
+	// escaped into body), as a Mercure hub takes them; JSON otherwise.
+	form bool
+	// auth is an Authorization header value for publishing, if any.
+	auth string
 }
 
 func (t *target) register(fs *flag.FlagSet) {
@@ -43,6 +52,26 @@ func (t *target) register(fs *flag.FlagSet) {
 	fs.IntVar(&t.pid, "pid", 0, "the server's process id, to read its RSS and CPU time (Linux /proc)")
 	fs.IntVar(&t.redisPID, "redis-pid", 0, "the process id of the server's Redis, to read its CPU time too (fanout)")
 	fs.StringVar(&t.metricURL, "metrics-url", "", "the server's Prometheus /metrics, to report its counters")
+	fs.BoolVar(&t.form, "publish-form", false, "publish a form (application/x-www-form-urlencoded; use with --publish-body 'topic=%s&data=%s'), as a Mercure hub takes it")
+	fs.StringVar(&t.auth, "publish-auth", "", "Authorization header value for publishing, e.g. 'Bearer <token>'")
+}
+
+// mercure points t at a Mercure hub: its subscribe and publish paths, a
+// form body, and a publisher token signed with key (HS256).
+func (t *target) mercure(key string) {
+	t.path = "/.well-known/mercure?topic=%s"
+	t.publish = strings.TrimRight(t.url, "/") + "/.well-known/mercure"
+	t.body, t.form = "topic=%s&data=%s", true
+	t.auth = "Bearer " + hs256(key, `{"mercure":{"publish":["*"]}}`)
+}
+
+// hs256 signs claims (a JSON object) as a JWT with an HMAC key.
+func hs256(key, claims string) string {
+	enc := base64.RawURLEncoding
+	unsigned := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims))
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(unsigned))
+	return unsigned + "." + enc.EncodeToString(mac.Sum(nil))
 }
 
 func (t *target) publishURL() string {
@@ -253,12 +282,19 @@ func (p *publisher) send(ctx context.Context, seq int64) ([]byte, error) {
 
 // sendData publishes an event with the given data to topic.
 func (p *publisher) sendData(ctx context.Context, topic, data string) ([]byte, error) {
+	ctype := "application/json"
+	if p.t.form {
+		topic, data, ctype = url.QueryEscape(topic), url.QueryEscape(data), "application/x-www-form-urlencoded"
+	}
 	body := fmt.Sprintf(p.t.body, topic, data)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.t.publishURL(), strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
+	if p.t.auth != "" {
+		req.Header.Set("Authorization", p.t.auth)
+	}
 	res, err := p.hc.Do(req)
 	if err != nil {
 		return nil, err

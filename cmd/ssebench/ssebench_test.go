@@ -68,7 +68,7 @@ func TestScenarios(t *testing.T) {
 	self, gw := build(t, ".", "ssebench"), build(t, "../gateway", "gateway")
 	port, admin := redistest.FreePort(t), redistest.FreePort(t)
 	cmd := exec.Command(gw, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
-		"--log-level", "warn", "--log-format", "json")
+		"--log-level", "warn", "--log-format", "json", "--mercure-publisher-jwt-key", mercureBenchKey, "--mercure-anonymous")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +99,10 @@ func TestScenarios(t *testing.T) {
 	// topic, and on a pattern whose events go to 7 topics.
 	checkFanout(t, "gateway", tg, "fan", nil)
 	checkFanout(t, "gateway", tg, "fanp/*", spread(t, "fanp/*", 7))
+	// The same on the Mercure endpoint: form publishing with a token.
+	mt := *tg
+	mt.mercure(mercureBenchKey)
+	checkFanout(t, "gateway's Mercure endpoint", &mt, "https://example.com/fan", nil)
 
 	s, err := doStorm(ctx, tg, 50, 200, 64, "storm", nil)
 	if err != nil || s.Done != 50 || s.Lost != 0 || s.Dupes != 0 || s.Max <= 0 || s.OwnReads < 1 {

@@ -31,6 +31,7 @@ type suiteConfig struct {
 	drain        time.Duration
 	floor        bool // compare idle, b, c, d with the floor server
 	patterns     bool // b, c, d, publish and replay on a pattern too
+	mercure      bool // b, c and d on the Mercure endpoint too
 	spread       int  // topics a pattern's events go to
 }
 
@@ -46,6 +47,7 @@ func (c *suiteConfig) parse(args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.drain, "drain", 5*time.Second, "wait after publishing before counting, in b, c and d")
 	fs.BoolVar(&c.floor, "floor", true, "also run idle, b, c and d against the floor server (ssebench floor-server) and report gateway / floor ratios")
 	fs.BoolVar(&c.patterns, "patterns", true, "also run b, c, d, publish and replay on a pattern subscription (bench/*) beside the plain topic")
+	fs.BoolVar(&c.mercure, "mercure", true, "also run b, c and d on the Mercure endpoint (/.well-known/mercure) beside /events")
 	fs.IntVar(&c.spread, "spread", defaultSpread, "topics under bench/ that the pattern scenarios' events are spread over")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -93,6 +95,9 @@ type comparison struct {
 	fanout   [2]*fanoutResult // gateway, floor
 	withFeed bool             // the gateway's events also went through a feed
 }
+
+// mercureBenchKey signs the suite's Mercure publishers' tokens.
+const mercureBenchKey = "ssebench-mercure-publisher-key-0123456789"
 
 // cmdSuite runs every scenario against a gateway node and a redis-server it
 // starts itself, on free ports, and the idle and fan-out scenarios also
@@ -226,11 +231,16 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fanout := func(label string, subs int, rate float64, dur, drain time.Duration, compare bool, args ...string) error {
 		subs = cfg.n(subs)
 		label = fmt.Sprintf(label, subs)
-		variants := []struct {
+		type variant struct {
 			topic, what string
-		}{{"fanout", ""}}
+			mercure     bool // on the Mercure endpoint: rows only (the floor speaks no Mercure)
+		}
+		variants := []variant{{topic: "fanout"}}
 		if cfg.patterns && compare {
-			variants = append(variants, struct{ topic, what string }{"bench/*", fmt.Sprintf(" on bench/* (%d topics)", cfg.spread)})
+			variants = append(variants, variant{topic: "bench/*", what: fmt.Sprintf(" on bench/* (%d topics)", cfg.spread)})
+		}
+		if cfg.mercure && compare {
+			variants = append(variants, variant{topic: "https://example.com/bench", what: " on /.well-known/mercure", mercure: true})
 		}
 		for _, v := range variants {
 			spread, err := cfg.spreadOf(v.topic)
@@ -240,6 +250,9 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			c := &comparison{label: label + v.what, withFeed: v.what != ""}
 			run := func(i int, name string) func(t *target) error {
 				return func(t *target) error {
+					if v.mercure {
+						t.mercure(mercureBenchKey)
+					}
 					r, err := doFanout(ctx, t, subs, rate, dur, 64, v.topic, spread, defaultPublishers(rate), drain)
 					if err != nil {
 						return err
@@ -249,8 +262,15 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 					return nil
 				}
 			}
-			if err := withNode(run(0, "ssegateway"), args...); err != nil {
+			nodeArgs := args
+			if v.mercure {
+				nodeArgs = append(slices.Clone(args), "--mercure-publisher-jwt-key", mercureBenchKey, "--mercure-anonymous")
+			}
+			if err := withNode(run(0, "ssegateway"), nodeArgs...); err != nil {
 				return err
+			}
+			if v.mercure {
+				continue
 			}
 			if cfg.floor && compare {
 				if err := withFloor(run(1, "floor")); err != nil {
