@@ -213,8 +213,8 @@ func build(t *testing.T, pkg, name string) string {
 	return out
 }
 
-// TestSuite runs the suite, tiny, with the floor and the pattern rows: it
-// prints the ratios table and leaves no process behind.
+// TestSuite runs the suite, tiny, with the floor, the pattern and the
+// Mercure rows: it prints the ratios table and leaves no process behind.
 func TestSuite(t *testing.T) {
 	self, gw := build(t, ".", "ssebench"), build(t, "../gateway", "gateway")
 	var out, errs strings.Builder
@@ -224,7 +224,9 @@ func TestSuite(t *testing.T) {
 		t.Fatalf("suite: %v\n%s", err, errs.String())
 	}
 	for _, want := range []string{
-		"| RSS per idle stream, 100 streams | server RSS per stream |",
+		"| RSS per idle stream, 100 streams, one topic | server RSS per stream |",
+		"| RSS per idle stream, 100 streams, each on its own topic | server RSS per stream |",
+		"| ssegateway: (b) 50 subs × 200 msg/s on /.well-known/mercure | ",
 		"| (b) 50 subs × 200 msg/s | server CPU |",
 		"| (b) 50 subs × 200 msg/s | server CPU + Redis CPU |",
 		"| (b) 50 subs × 200 msg/s on bench/* (5 topics) | p99 latency |",
