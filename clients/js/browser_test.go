@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,9 @@ import (
 // browser/driver.mjs (playwright-core with Debian's chromium).
 
 const jwtSecret = "browser-test-secret-of-at-least-32-bytes"
+
+// mercureKey is the gateway's Mercure publisher key in the browser tests.
+const mercureKey = "browser-test-mercure-key-of-at-least-32-bytes"
 
 func needNode(t *testing.T) {
 	t.Helper()
@@ -354,9 +358,10 @@ func (b *browser) checkProblems(t *testing.T) {
 
 // node is the gateway under test.
 type node struct {
-	base  string
-	redis *redistest.Server
-	pubTk string // a token that may publish anywhere
+	base      string
+	redis     *redistest.Server
+	pubTk     string // a token that may publish anywhere
+	mercureTk string // a token that may publish anything to the Mercure hub
 }
 
 func startGateway(t *testing.T) *node {
@@ -372,6 +377,7 @@ func startGateway(t *testing.T) *node {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--redis-url", rs.URL(),
 		"--jwt-secret", jwtSecret, "--public-topics", "pub/**,shop/**", "--token-query-param", "token",
+		"--mercure-publisher-jwt-key", mercureKey, "--mercure-anonymous",
 		"--retry", "100ms", "--log-format", "json", "--log-level", "warn")
 	logf, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
 	if err != nil {
@@ -405,7 +411,33 @@ func startGateway(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &node{base: base, redis: rs, pubTk: tok}
+	mtok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"mercure": map[string]any{"publish": []string{"*"}},
+	}).SignedString([]byte(mercureKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &node{base: base, redis: rs, pubTk: tok, mercureTk: mtok}
+}
+
+// publishMercure publishes an update to the gateway's Mercure hub with a
+// publisher-chosen id.
+func (n *node) publishMercure(t *testing.T, topic, id, data string) {
+	t.Helper()
+	form := url.Values{"topic": {topic}, "id": {id}, "data": {data}}
+	req, _ := http.NewRequest(http.MethodPost, n.base+"/.well-known/mercure", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+n.mercureTk)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("publish to the Mercure hub: %v", err)
+		return
+	}
+	msg, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || string(msg) != id {
+		t.Errorf("publish to the Mercure hub: %d %q", res.StatusCode, msg)
+	}
 }
 
 func (n *node) publish(t *testing.T, topic, data string) {
@@ -490,6 +522,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("tokens refreshed before expiry keep the stream exact", func(t *testing.T) { testTokenRefresh(t, n, b) })
 	t.Run("401 and 403 show up as error events", func(t *testing.T) { testRefused(t, n, b) })
 	t.Run("a pattern subscription is unwrapped and shared", func(t *testing.T) { testPattern(t, n, b) })
+	t.Run("the Mercure hub: shared, with the publishers' ids", func(t *testing.T) { testMercure(t, n, b) })
 	b.checkProblems(t)
 }
 
@@ -816,4 +849,58 @@ func testPattern(t *testing.T, n *node, b *browser) {
 		}
 	}
 	b.do(t, map[string]any{"op": "closectx", "ctx": "pattern"})
+}
+
+func testMercure(t *testing.T, n *node, b *browser) {
+	// Three tabs subscribe to the gateway's Mercure hub with a URI template
+	// and share one stream; the updates keep the ids their publisher chose.
+	// The holder closes mid-stream and the others go on from their cursors
+	// (Mercure ids, compared by equality), each update once and in order.
+	tabs := []string{"m0", "m1", "m2"}
+	b.dumpOnFailure(t, tabs...)
+	for _, tab := range tabs {
+		b.open(t, "mercure", tab, "endpoint=mercure&topic="+url.QueryEscape("https://example.com/books/{id}"))
+	}
+	b.waitReady(t, tabs...)
+	topics := []string{"https://example.com/books/1", "https://example.com/books/2"}
+	publishRound := func(i int) {
+		for _, topic := range topics {
+			n.publishMercure(t, topic, "id:"+ev(topic, i), ev(topic, i))
+		}
+		n.publishMercure(t, "https://example.com/authors/1", fmt.Sprint("id:author#", i), "not for these tabs")
+	}
+	for i := range 10 {
+		publishRound(i)
+	}
+	var holder string
+	waitFor(t, 30*time.Second, "a holder", func() bool {
+		for _, tab := range tabs {
+			if b.role(tab) == "holder" {
+				holder = tab
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 30*time.Second, "the first updates", func() bool { return len(b.datas(t, holder)) >= 2*5 })
+	b.do(t, map[string]any{"op": "close", "tab": holder})
+	for i := 10; i < 20; i++ {
+		publishRound(i)
+	}
+	rest := slices.DeleteFunc(slices.Clone(tabs), func(s string) bool { return s == holder })
+	want := map[string][2]int{}
+	for _, topic := range topics {
+		want[topic] = [2]int{0, 20}
+	}
+	for _, tab := range rest {
+		waitFor(t, 30*time.Second, tab+"'s updates", func() bool { return len(b.datas(t, tab)) >= 2*20 })
+		exact(t, tab, b.datas(t, tab), want)
+		for _, r := range b.logged(t, tab) {
+			if r.Kind == "event" && r.ID != "id:"+r.Data {
+				t.Errorf("%s: %q came with id %q, not its publisher's", tab, r.Data, r.ID)
+				break
+			}
+		}
+	}
+	b.do(t, map[string]any{"op": "closectx", "ctx": "mercure"})
 }
