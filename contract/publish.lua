@@ -39,11 +39,6 @@
 -- FIELD_PREV, so a reader can prove that nothing between two ids was trimmed
 -- away.
 
--- Names shared with the Go readers (package contract fills them in).
-local FIELD_PREV, FIELD_TOPIC = '{{FieldPrev}}', '{{FieldTopic}}'
-local FIELD_TYPE, FIELD_DATA = '{{FieldType}}', '{{FieldData}}'
-local ENVELOPE_VERSION, FEED_ENVELOPE_VERSION = '{{EnvelopeVersion}}', '{{FeedEnvelopeVersion}}'
-
 local stream, last, channel, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local fstream, flast, fchannel = KEYS[5], KEYS[6], KEYS[7]
 local typ, data = ARGV[1], ARGV[2]
@@ -80,73 +75,38 @@ if idem then
   if prior then return prior end
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-
--- newest returns the last id issued for a source: its record, or, when the
--- record has expired, the stream's newest entry, or 0-0.
-local function newest(lastkey, streamkey)
-  local v = redis.call('GET', lastkey)
-  if v then return v end
-  local n = redis.call('XREVRANGE', streamkey, '+', '-', 'COUNT', 1)
-  if #n > 0 then return n[1][1] end
-  return '0-0'
-end
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-
+local now = clock()
 local prev = newest(last, stream)
 local bms, bseq = parse(prev)
 local fprev
 if fstream then
   fprev = newest(flast, fstream)
   local fms, fseq = parse(fprev)
-  if fms > bms or (fms == bms and fseq > bseq) then bms, bseq = fms, fseq end
+  if above(fms, fseq, bms, bseq) then bms, bseq = fms, fseq end
 end
 local id
 local wms, wseq = nil, nil
 if ARGV[9] and ARGV[9] ~= '' then wms, wseq = parse(ARGV[9]) end
-if wms and (wms > bms or (wms == bms and wseq > bseq)) then
+if wms and above(wms, wseq, bms, bseq) then
   id = string.format('%.0f-%.0f', wms, wseq)
-elseif now > bms then
-  id = string.format('%.0f-0', now)
 else
-  id = string.format('%.0f-%.0f', bms, bseq + 1)
+  id = nextid(now, bms, bseq)
 end
 
--- append adds the entry to a source's history and applies retention.
-local function append(skey, lkey, keep, fields)
-  if keep > 0 then
-    redis.call('XADD', skey, 'MAXLEN', '~', keep, id, unpack(fields))
-  else
-    redis.call('XADD', skey, id, unpack(fields))
-  end
-  if maxage > 0 then
-    if now > maxage then
-      redis.call('XTRIM', skey, 'MINID', '~', string.format('%.0f', now - maxage))
-    end
-    redis.call('PEXPIRE', skey, maxage)
-    -- The :last record outlives the stream (twice the age, at least 7 days)
-    -- so a reader can still tell "expired, nothing missed" from "events lost".
-    redis.call('SET', lkey, id, 'PX', math.max(2 * maxage, 604800000))
-  else
-    redis.call('SET', lkey, id)
-  end
+if typ ~= '' then
+  xadd(stream, maxlen, id, FIELD_PREV, prev, FIELD_TYPE, typ, FIELD_DATA, data)
+else
+  xadd(stream, maxlen, id, FIELD_PREV, prev, FIELD_DATA, data)
 end
-local function fields(p, named)
-  local f = {FIELD_PREV, p}
-  if named then table.insert(f, FIELD_TOPIC); table.insert(f, topic) end
-  if typ ~= '' then table.insert(f, FIELD_TYPE); table.insert(f, typ) end
-  table.insert(f, FIELD_DATA); table.insert(f, data)
-  return f
-end
-
-append(stream, last, maxlen, fields(prev, false))
+retain(stream, last, id, maxage, now)
 redis.call(cmd, channel, ENVELOPE_VERSION .. '\n' .. id .. '\n' .. prev .. '\n' .. typ .. '\n' .. data)
 if fstream then
-  append(fstream, flast, fmaxlen, fields(fprev, true))
+  if typ ~= '' then
+    xadd(fstream, fmaxlen, id, FIELD_PREV, fprev, FIELD_TOPIC, topic, FIELD_TYPE, typ, FIELD_DATA, data)
+  else
+    xadd(fstream, fmaxlen, id, FIELD_PREV, fprev, FIELD_TOPIC, topic, FIELD_DATA, data)
+  end
+  retain(fstream, flast, id, maxage, now)
   redis.call(cmd, fchannel, FEED_ENVELOPE_VERSION .. '\n' .. id .. '\n' .. fprev .. '\n' .. topic .. '\n' .. typ .. '\n' .. data)
 end
 if idem then

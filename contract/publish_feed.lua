@@ -21,9 +21,6 @@
 -- same idempotency key within its lifetime returns the first id and writes
 -- nothing.
 
-local FIELD_PREV, FIELD_TOPIC, FIELD_DATA = '{{FieldPrev}}', '{{FieldTopic}}', '{{FieldData}}'
-local FEED_ENVELOPE_VERSION = '{{FeedEnvelopeVersion}}'
-
 local stream, last, channel, lookup, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local name, data = ARGV[1], ARGV[2]
 local maxlen, maxage, cmd = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
@@ -37,38 +34,13 @@ end
 local prior = redis.call('GET', idem)
 if prior then return prior end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local prev = redis.call('GET', last)
-if not prev then
-  local n = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
-  if #n > 0 then prev = n[1][1] else prev = '0-0' end
-end
-local pms, pseq = string.match(prev, '^(%d+)-(%d+)$')
-pms, pseq = tonumber(pms), tonumber(pseq)
-local id
-if now > pms then
-  id = string.format('%.0f-0', now)
-else
-  id = string.format('%.0f-%.0f', pms, pseq + 1)
-end
-
-if maxlen > 0 then
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, FIELD_PREV, prev, FIELD_TOPIC, name, FIELD_DATA, data)
-else
-  redis.call('XADD', stream, id, FIELD_PREV, prev, FIELD_TOPIC, name, FIELD_DATA, data)
-end
+local now = clock()
+local prev = newest(last, stream)
+local id = nextid(now, parse(prev))
+xadd(stream, maxlen, id, FIELD_PREV, prev, FIELD_TOPIC, name, FIELD_DATA, data)
+retain(stream, last, id, maxage, now)
 local life = 604800000
-if maxage > 0 then
-  if now > maxage then
-    redis.call('XTRIM', stream, 'MINID', '~', string.format('%.0f', now - maxage))
-  end
-  redis.call('PEXPIRE', stream, maxage)
-  redis.call('SET', last, id, 'PX', math.max(2 * maxage, 604800000))
-  life = maxage
-else
-  redis.call('SET', last, id)
-end
+if maxage > 0 then life = maxage end
 redis.call('SET', lookup, id, 'PX', life)
 redis.call(cmd, channel, FEED_ENVELOPE_VERSION .. '\n' .. id .. '\n' .. prev .. '\n' .. name .. '\n\n' .. data)
 redis.call('SET', idem, id, 'PX', tonumber(ARGV[6]) or 60000)

@@ -5,6 +5,9 @@ import (
 	"strings"
 )
 
+//go:embed lib.lua
+var libLua string
+
 //go:embed publish.lua
 var publishLua string
 
@@ -23,8 +26,16 @@ func PublishScript() string { return fill(publishLua) }
 // publish_feed.lua for its keys and arguments).
 func FeedPublishScript() string { return fill(publishFeedLua) }
 
-// fill puts the names the scripts share with the Go readers in.
+// fill puts the shared helpers (lib.lua) in front of a script, after its
+// header comment, and the names the scripts share with the Go readers in.
 func fill(script string) string {
+	// The header is the script's first comment block: it stays on top, so
+	// what a service reads first in `gateway script` is its interface.
+	head, body := script, ""
+	if i := strings.Index(script, "\n\n"); i >= 0 {
+		head, body = script[:i+2], script[i+2:]
+	}
+	script = head + libLua + body
 	return strings.NewReplacer(
 		"{{FieldPrev}}", FieldPrev,
 		"{{FieldTopic}}", FieldTopic,
