@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,7 +69,7 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&c.churn, "churn", 50, "worker streams disconnected (and reconnected at once, with their Last-Event-ID) per second; tracked clients reconnect too")
 	fs.Float64Var(&c.rate, "rate", 50, "events published per second, spread over the topics")
 	fs.IntVar(&c.topics, "topics", 100, "topics")
-	fs.DurationVar(&c.warmup, "warmup", time.Minute, "time after the start of the load after which the node's figures must stay flat")
+	fs.DurationVar(&c.warmup, "warmup", time.Minute, "the least time after the start of the load after which the node's figures must stay flat; warm also needs a whole GC cycle under the load, so that the heap has grown to its GC goal once and RSS has covered the sawtooth")
 	fs.DurationVar(&c.every, "sample-every", 10*time.Second, "how often the node is sampled")
 	fs.DurationVar(&c.restartAt, "redis-restart-at", 0, "when Redis is restarted (it keeps its data: AOF), from the start of the load; 0: half-way; negative: never")
 	fs.DurationVar(&c.redisDown, "redis-down", 3*time.Second, "how long Redis stays stopped in its restart, as while a large one loads its data: publishes fail and are retried, the node turns unready and repairs what pub/sub missed")
@@ -106,6 +107,8 @@ type soakSample struct {
 	RSS        float64       // bytes
 	Heap       float64       // bytes in use: anywhere between the live heap and twice it, as the GC cycles
 	LiveHeap   float64       // bytes marked live by the last GC: what a leak makes grow
+	Stacks     float64       // bytes of goroutine stacks
+	GCs        float64       // GC cycles completed since the node started
 	Goroutines float64
 	FDs        float64
 	Streams    float64 // open
@@ -132,6 +135,7 @@ type soakResult struct {
 	Repaired            float64            // events the node read from the stream that pub/sub missed
 	PubSubDisconnects   float64
 	MinStreams          float64
+	NeverWarm           bool // no whole GC cycle ran under the load
 	Machine, RedisVer   string
 	LoadBefore, LoadEnd string // /proc/loadavg
 }
@@ -236,6 +240,8 @@ func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 			if gogc := metricIn(page, "go_gc_gogc_percent", ""); gogc > 0 {
 				s.LiveHeap = metricIn(page, "go_memstats_next_gc_bytes", "") / (1 + gogc/100)
 			}
+			s.Stacks = metricIn(page, "go_memstats_stack_inuse_bytes", "")
+			s.GCs = metricIn(page, "go_gc_duration_seconds_count", "")
 			s.Goroutines = metricIn(page, "go_goroutines", "")
 			s.FDs = metricIn(page, "process_open_fds", "")
 			s.Streams = metricIn(page, "ssegateway_connections_open", "")
@@ -244,12 +250,26 @@ func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 		}
 		return s
 	}
+	// At the start, the middle and the end the node collects its garbage
+	// and its heap profile is kept: the live heap there is exact, not the
+	// one the last GC marked (cycles last minutes at this load), and
+	// `go tool pprof -base heap-start.pb.gz heap-end.pb.gz` shows what grew.
+	marked := func(name string) soakSample {
+		if err := saveHeapProfile(t.metricURL, filepath.Join(dir, "heap-"+name+".pb.gz")); err != nil {
+			logf("heap profile %s: %v", name, err)
+		}
+		return sampleAt()
+	}
+	// Warm: the warm-up has passed and a whole GC cycle ran under the
+	// load, so the heap has grown to its goal once.
+	gcs0 := sampleAt().GCs
 	take := func() {
 		smp := sampleAt()
-		r.Samples = append(r.Samples, smp)
-		if r.Start.At == 0 && smp.At >= c.warmup {
+		if r.Start.At == 0 && smp.At >= c.warmup && smp.GCs >= gcs0+2 {
+			smp = marked("start")
 			r.Start = smp
 		}
+		r.Samples = append(r.Samples, smp)
 		logf("%6v  streams %6.0f  RSS %6.1f MiB  live heap %6.1f MiB  heap in use %6.1f MiB  goroutines %6.0f  fds %6.0f",
 			smp.At.Round(time.Second), smp.Streams, smp.RSS/(1<<20), smp.LiveHeap/(1<<20), smp.Heap/(1<<20), smp.Goroutines, smp.FDs)
 	}
@@ -260,6 +280,7 @@ func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 		restart = time.After(c.restartAt)
 	}
 	end := time.After(c.duration)
+	postponed := false
 	take()
 load:
 	for {
@@ -268,9 +289,19 @@ load:
 			return r, ctx.Err()
 		case <-tick.C:
 			take()
+			if postponed && r.Start.At != 0 {
+				postponed = false
+				restart = time.After(0)
+			}
 		case <-restart:
 			restart = nil
-			r.Middle = sampleAt()
+			if r.Start.At == 0 {
+				// Not warm yet: the restart waits for it, so that it is
+				// measured against a warm node.
+				postponed = true
+				continue
+			}
+			r.Middle = marked("middle")
 			logf("restarting Redis at %v", r.Middle.At.Round(time.Second))
 			down, err := rs.restart(c.redisDown)
 			if err != nil {
@@ -282,12 +313,13 @@ load:
 			break load
 		}
 	}
-	r.End = sampleAt()
+	r.End = marked("end")
 	r.Samples = append(r.Samples, r.End)
 	if r.Middle.At == 0 {
 		r.Middle = r.Samples[len(r.Samples)/2]
 	}
 	if r.Start.At == 0 {
+		r.NeverWarm = true
 		r.Start = r.Samples[0]
 	}
 	r.MinStreams = math.Inf(1)
@@ -349,6 +381,9 @@ func (r soakResult) failures(c soakConfig) []string {
 	if tt.Checked == 0 {
 		f = append(f, "the tracked clients checked no events")
 	}
+	if r.NeverWarm {
+		f = append(f, "the node was never warm: no whole GC cycle ran under the load (run longer)")
+	}
 	for _, d := range r.drifts() {
 		if d.judged && math.Abs(d.end) > 0.05 {
 			f = append(f, fmt.Sprintf("%s moved %+.1f%% from the end of the warm-up to the end", d.name, 100*d.end))
@@ -379,6 +414,7 @@ func (r soakResult) drifts() []drift {
 		{"RSS", func(s soakSample) float64 { return s.RSS }, true},
 		{"live heap (at the last GC)", func(s soakSample) float64 { return s.LiveHeap }, true},
 		{"heap in use (GC sawtooth)", func(s soakSample) float64 { return s.Heap }, false},
+		{"goroutine stacks", func(s soakSample) float64 { return s.Stacks }, false},
 		{"goroutines", func(s soakSample) float64 { return s.Goroutines }, true},
 		{"open fds", func(s soakSample) float64 { return s.FDs }, true},
 	} {
@@ -412,8 +448,8 @@ func (r soakResult) print(w io.Writer, c soakConfig) {
 	num := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 	fmt.Fprintf(w, "\nssebench soak — %s; %s; %s\n\n", r.Machine, r.RedisVer, time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "%d streams (%d tracked) for %v from %s, %.0f events/s over %d topics, churn %.0f/s, Redis (AOF, appendfsync everysec) restarted at %v; load average %s before, %s at the end\n\n",
-		c.streams, c.tracked, c.duration, c.sources, c.rate, c.topics, c.churn, c.restartAt, r.LoadBefore, r.LoadEnd)
-	fmt.Fprintf(w, "| node | start (%v, warm) | middle (%v, before the Redis restart) | end (%v) | end vs start | largest deviation after warm-up |\n|---|---|---|---|---|---|\n",
+		c.streams, c.tracked, c.duration, c.sources, c.rate, c.topics, c.churn, r.Middle.At.Round(time.Second), r.LoadBefore, r.LoadEnd)
+	fmt.Fprintf(w, "| node | start (%v, warm: after a whole GC cycle under the load) | middle (%v, before the Redis restart) | end (%v) | end vs start | largest deviation after warm-up |\n|---|---|---|---|---|---|\n",
 		r.Start.At.Round(time.Second), r.Middle.At.Round(time.Second), r.End.At.Round(time.Second))
 	ds := map[string]drift{}
 	for _, d := range r.drifts() {
@@ -426,6 +462,7 @@ func (r soakResult) print(w io.Writer, c soakConfig) {
 	row("RSS", func(s soakSample) float64 { return s.RSS }, mib)
 	row("live heap (at the last GC)", func(s soakSample) float64 { return s.LiveHeap }, mib)
 	row("heap in use (GC sawtooth)", func(s soakSample) float64 { return s.Heap }, mib)
+	row("goroutine stacks", func(s soakSample) float64 { return s.Stacks }, mib)
 	row("goroutines", func(s soakSample) float64 { return s.Goroutines }, num)
 	row("open fds", func(s soakSample) float64 { return s.FDs }, num)
 	fmt.Fprintf(w, "| streams open | %s | %s | %s | | fewest after warm-up: %s |\n\n", num(r.Start.Streams), num(r.Middle.Streams), num(r.End.Streams), num(r.MinStreams))
@@ -450,8 +487,36 @@ func (r soakResult) print(w io.Writer, c soakConfig) {
 	if fails := r.failures(c); len(fails) > 0 {
 		fmt.Fprintf(w, "\nFAILED: %s\n", strings.Join(fails, "; "))
 	} else {
-		fmt.Fprintf(w, "\nAll checks passed: no loss, duplicate or reordering for the tracked clients; RSS, live heap, goroutines and fds within 5%% of the warm figures at the end (heap in use is shown, not judged: sampled anywhere in a GC cycle it swings between the live heap and twice it).\n")
+		fmt.Fprintf(w, "\nAll checks passed: no loss, duplicate or reordering for the tracked clients; RSS, live heap, goroutines and fds within 5%% of the warm figures at the end (heap in use and stacks are shown, not judged: sampled anywhere in a GC cycle the heap swings between the live heap and twice it, and stacks grow and shrink with what the goroutines are doing). Warm: %v into the load and a whole GC cycle under it; the live heap at start, middle and end is measured right after a GC the soak asks for.\n", r.Start.At.Round(time.Second))
 	}
+}
+
+// saveHeapProfile has the node collect its garbage and writes its heap
+// profile to path.
+func saveHeapProfile(metricURL, path string) error {
+	u, err := url.Parse(metricURL)
+	if err != nil {
+		return err
+	}
+	u.Path, u.RawQuery = "/debug/pprof/heap", "gc=1"
+	c := http.Client{Timeout: time.Minute}
+	res, err := c.Get(u.String())
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", u, res.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func sortedKeys(m map[string]float64) []string {

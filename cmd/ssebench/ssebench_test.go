@@ -370,6 +370,9 @@ func TestSoak_short(t *testing.T) {
 	if r.Start.At < c.warmup || r.Middle.At < c.restartAt || r.End.At < c.duration || r.End.Streams != 240 || r.End.FDs < 240 {
 		t.Errorf("samples: start %+v, middle %+v, end %+v", r.Start, r.Middle, r.End)
 	}
+	if r.NeverWarm || r.Start.GCs < 2 || r.Start.Stacks <= 0 || r.End.LiveHeap <= 0 {
+		t.Errorf("warm: never %v, start %+v, end %+v", r.NeverWarm, r.Start, r.End)
+	}
 	if r.HistoryLostSent != 0 {
 		t.Errorf("the node sent %v history-lost events: Redis kept its data", r.HistoryLostSent)
 	}
