@@ -196,6 +196,7 @@ func (st *stream) place(ctx context.Context, cursor string, ts []*fanout.Source)
 	// nothing else arrives first. It is needed unless the last event written
 	// already carries the current cursor.
 	if !wrote {
+		st.grab()
 		st.buf = st.appendID(st.buf)
 		st.buf = append(st.buf, '\n')
 	}
@@ -227,6 +228,7 @@ func (st *stream) appendEvent(i int, e replay.Entry) bool {
 // the event id; other front doors write their own ids); after the stream's
 // cursor otherwise.
 func (st *stream) appendWire(ev *fanout.Event) {
+	st.grab()
 	form := st.box.Form()
 	if len(st.pos) == 1 {
 		st.buf = form.AppendEvent(st.buf, ev)
@@ -255,6 +257,7 @@ func (st *stream) appendLost(idx []int, reason string) {
 		hl.Topics = append(hl.Topics, st.sub.names(i)...)
 	}
 	data, _ := json.Marshal(hl)
+	st.grab()
 	st.buf = st.appendID(st.buf)
 	st.buf = fanout.AppendBody(append(st.buf, "event: "+contract.HistoryLostType+"\n"...), "", string(data))
 	st.d.m.historyLost.Inc()

@@ -308,7 +308,7 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	s.streamDeps = &streamDeps{
 		heartbeat: cfg.Heartbeat, retry: cfg.Retry, writeTimeout: cfg.WriteTimeout,
 		maxAge: cfg.MaxConnectionAge, batch: cfg.ReplayBatch,
-		log: d.Logger, m: s.m, hub: s.hub, reads: s.reads,
+		log: d.Logger, m: s.m, hub: s.hub, reads: s.reads, bufs: &bufPool{},
 	}
 	if cfg.PublishRate > 0 {
 		s.publishLimit = newRateLimiter(cfg.PublishRate, max(cfg.PublishBurst, 1))

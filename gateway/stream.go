@@ -66,6 +66,7 @@ type streamDeps struct {
 	m                              *metrics
 	hub                            *fanout.Hub
 	reads                          *readGroup
+	bufs                           *bufPool
 }
 
 // jitteredRetry is the reconnect delay for streams the node ends itself:
@@ -94,9 +95,10 @@ type stream struct {
 	// client saw it open (those the node delivers before the setup reads
 	// the positions again are in its outbox).
 	liveKnown bool
-	buf       []byte // bytes waiting for the next write
-	events    int    // events in buf, counted into the metrics at the flush
-	liveMs    uint64 // id time of the oldest live event in buf; 0 if none
+	buf       []byte  // bytes waiting for the next write; nil between writes
+	bufp      *[]byte // buf's holder in the node's pool, while it is lent
+	events    int     // events in buf, counted into the metrics at the flush
+	liveMs    uint64  // id time of the oldest live event in buf; 0 if none
 	lastWrite time.Time
 	rearmAt   time.Time // when the write deadline must be set again
 
@@ -175,6 +177,7 @@ func (st *stream) setup(ctx context.Context, cursor string) (closeReason, bool) 
 		// (a refreshed cookie) or is refused.
 		st.timers = append(st.timers, time.AfterFunc(time.Until(st.expires), func() { st.kick(closeTokenExpired) }))
 	}
+	st.grab()
 	st.buf = fanout.AppendRetry(st.buf, d.retry.Milliseconds())
 	if st.flush() != nil {
 		return closeWrite, false
@@ -318,6 +321,7 @@ func (st *stream) release() {
 	if st.unregister != nil {
 		st.unregister()
 	}
+	st.giveBack()
 }
 
 // writeQueued writes everything queued for the stream. It reports why the
@@ -328,6 +332,7 @@ func (st *stream) writeQueued() (closeReason, bool) {
 		st.box.Recycle(items)
 		return st.bye(closeSlow), false
 	}
+	st.grab()
 	for _, q := range items {
 		st.appendFrame(q.Frame, q.Want)
 	}
@@ -343,6 +348,7 @@ func (st *stream) heartbeat() error {
 	if time.Since(st.lastWrite) < st.d.heartbeat/2 {
 		return nil
 	}
+	st.grab()
 	st.buf = append(st.buf, fanout.Heartbeat...)
 	st.d.m.heartbeats.Inc()
 	return st.flush()
@@ -420,6 +426,7 @@ func (st *stream) appendFrame(f *fanout.Frame, i int) {
 // bye ends the stream with a retry hint, jittered so that clients of a
 // closing node do not all come back at the same moment.
 func (st *stream) bye(r closeReason) closeReason {
+	st.grab()
 	st.buf = fanout.AppendRetry(st.buf, st.d.jitteredRetry().Milliseconds())
 	_ = st.flushWithin(min(st.d.writeTimeout, 2*time.Second))
 	return r
@@ -430,6 +437,7 @@ func (st *stream) flush() error { return st.flushWithin(st.d.writeTimeout) }
 // flushWithin writes the buffer and flushes it under a write deadline.
 func (st *stream) flushWithin(d time.Duration) error {
 	if len(st.buf) == 0 {
+		st.giveBack()
 		return nil
 	}
 	now := time.Now()
@@ -457,10 +465,28 @@ func (st *stream) flushWithin(d time.Duration) error {
 	}
 	st.liveMs = 0
 	st.lastWrite = now
-	if cap(st.buf) > 4*flushAt {
-		st.buf = nil
-	} else {
-		st.buf = st.buf[:0]
-	}
+	st.giveBack()
 	return err
+}
+
+// grab borrows a write buffer from the node's pool unless the stream holds
+// one. Appending to a nil buffer works too; it only allocates.
+func (st *stream) grab() {
+	if st.buf == nil {
+		st.bufp = st.d.bufs.get()
+		st.buf = *st.bufp
+	}
+}
+
+// giveBack returns the stream's write buffer to the node's pool.
+func (st *stream) giveBack() {
+	if st.buf == nil {
+		return
+	}
+	if st.bufp == nil {
+		st.bufp = new([]byte)
+	}
+	*st.bufp = st.buf
+	st.d.bufs.put(st.bufp)
+	st.buf, st.bufp = nil, nil
 }
