@@ -88,7 +88,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./pubsub/
 	$(GO) run ./cmd/ssebench suite $(SUITEFLAGS)
 
-## soak: one node and a real Redis (AOF) holding SOAK_STREAMS streams (19000) for SOAK_DURATION (10m), with churn,
+## soak: one node and a real Redis (AOF) holding SOAK_STREAMS streams (19000), judged for SOAK_DURATION (10m) once warm, with churn,
 ## steady publishing, a Redis restart midway and tracked clients checked for exact delivery; prints the table
 ## of RELIABILITY.md and fails on any loss, duplicate or reordering, or on memory, goroutines or fds not flat
 SOAK_DURATION ?= 10m

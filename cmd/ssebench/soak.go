@@ -41,15 +41,17 @@ import (
 // soakConfig is one soak run.
 type soakConfig struct {
 	gateway   string        // the gateway binary; built from ./cmd/gateway if empty
-	duration  time.Duration // of the load, from when every stream is open
+	duration  time.Duration // of the judged load, from when the node is warm
 	streams   int           // held in all, the tracked ones included
 	tracked   int           // tracked clients
 	churn     float64       // worker streams disconnected and reconnected per second
 	rate      float64       // events published per second, over all topics
 	topics    int           // topics, soak-0…
-	warmup    time.Duration // after which the node's figures must be flat
+	warmup    time.Duration // the least time the load runs before the node can be warm
+	maxWarmup time.Duration // the most; a node not warm by then fails
+	settle    time.Duration // warm needs RSS to have grown less than 1% over this long
 	every     time.Duration // sampling interval
-	restartAt time.Duration // Redis restart, from the start of the load; negative: none
+	restartAt time.Duration // Redis restart, from when the node is warm; negative: none
 	redisDown time.Duration // how long Redis stays stopped in the restart
 	drain     time.Duration // after publishing stops, the time tracked clients have to catch up
 	sources   string        // the workers' source addresses
@@ -63,15 +65,17 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	c := soakConfig{progress: stderr}
 	fs.StringVar(&c.gateway, "gateway", "", "gateway binary (default: build ./cmd/gateway)")
-	fs.DurationVar(&c.duration, "duration", 10*time.Minute, "how long the load runs once every stream is open")
+	fs.DurationVar(&c.duration, "duration", 10*time.Minute, "how long the node is judged under the load, from when it is warm")
 	fs.IntVar(&c.streams, "streams", 19000, "streams held, the tracked clients' included")
 	fs.IntVar(&c.tracked, "tracked", 100, "tracked clients: full EventSource clients that check every event of their 1-3 topics")
 	fs.Float64Var(&c.churn, "churn", 50, "worker streams disconnected (and reconnected at once, with their Last-Event-ID) per second; tracked clients reconnect too")
 	fs.Float64Var(&c.rate, "rate", 50, "events published per second, spread over the topics")
 	fs.IntVar(&c.topics, "topics", 100, "topics")
-	fs.DurationVar(&c.warmup, "warmup", time.Minute, "the least time after the start of the load after which the node's figures must stay flat; warm also needs a whole GC cycle under the load, so that the heap has grown to its GC goal once and RSS has covered the sawtooth")
+	fs.DurationVar(&c.warmup, "warmup", time.Minute, "the least time the load runs before the node is warm; warm also needs a whole GC cycle under the load (the heap has grown to its GC goal once) and RSS to have settled (see --settle)")
+	fs.DurationVar(&c.maxWarmup, "max-warmup", 10*time.Minute, "the most time the node may take to be warm; a node whose RSS still grows then fails")
+	fs.DurationVar(&c.settle, "settle", time.Minute, "warm needs RSS to have grown less than 1% over this long: a Go heap's RSS covers its GC sawtooth's peaks, which it meets only gradually")
 	fs.DurationVar(&c.every, "sample-every", 10*time.Second, "how often the node is sampled")
-	fs.DurationVar(&c.restartAt, "redis-restart-at", 0, "when Redis is restarted (it keeps its data: AOF), from the start of the load; 0: half-way; negative: never")
+	fs.DurationVar(&c.restartAt, "redis-restart-at", 0, "when Redis is restarted (it keeps its data: AOF), from when the node is warm; 0: half-way; negative: never")
 	fs.DurationVar(&c.redisDown, "redis-down", 3*time.Second, "how long Redis stays stopped in its restart, as while a large one loads its data: publishes fail and are retried, the node turns unready and repairs what pub/sub missed")
 	fs.DurationVar(&c.drain, "drain", time.Minute, "after publishing stops, the most the tracked clients may take to receive every event")
 	fs.StringVar(&c.sources, "sources", "127.0.0.1-127.0.0.20", "the workers' local addresses: a.b.c.X-a.b.c.Y, or a comma-separated list")
@@ -87,8 +91,8 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("--streams must be more than --tracked, which must be positive")
 	case c.rate <= 0 || c.topics <= 0 || c.duration <= 0 || c.every <= 0:
 		return errors.New("--rate, --topics, --duration and --sample-every must be positive")
-	case c.warmup >= c.duration:
-		return errors.New("--warmup must be shorter than --duration")
+	case c.warmup > c.maxWarmup || c.settle < 0:
+		return errors.New("--warmup must not be longer than --max-warmup, and --settle not negative")
 	}
 	r, err := runSoak(ctx, c)
 	if err != nil {
@@ -135,7 +139,7 @@ type soakResult struct {
 	Repaired            float64            // events the node read from the stream that pub/sub missed
 	PubSubDisconnects   float64
 	MinStreams          float64
-	NeverWarm           bool // no whole GC cycle ran under the load
+	NeverWarm           bool // by --max-warmup, no whole GC cycle ran under the load or RSS still grew
 	Machine, RedisVer   string
 	LoadBefore, LoadEnd string // /proc/loadavg
 }
@@ -220,7 +224,7 @@ func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 	}
 
 	// The load: publishing, churn, samples.
-	logf("load for %v: %.0f events/s over %d topics, churn %.0f/s, Redis restart at %v", c.duration, c.rate, c.topics, c.churn, c.restartAt)
+	logf("load: %.0f events/s over %d topics, churn %.0f/s; judged for %v once the node is warm, Redis restarted %v after that", c.rate, c.topics, c.churn, c.duration, c.restartAt)
 	start := time.Now()
 	pub := newSoakPublisher(t, topics, c.rate)
 	pubCtx, stopPub := context.WithCancel(ctx)
@@ -260,14 +264,35 @@ func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 		}
 		return sampleAt()
 	}
-	// Warm: the warm-up has passed and a whole GC cycle ran under the
-	// load, so the heap has grown to its goal once.
+	// Warm: the warm-up has passed, a whole GC cycle ran under the load
+	// (the heap has grown to its goal once), and RSS grew less than 1% over
+	// the last --settle: a Go heap's RSS covers the peaks of its GC
+	// sawtooth, which it meets only gradually (here it rose 5% more over
+	// the four minutes after the first whole cycle, with the live heap
+	// flat). A node that leaks never settles, and fails at --max-warmup.
 	gcs0 := sampleAt().GCs
+	isWarm := func(smp soakSample) bool {
+		if smp.At < c.warmup || smp.GCs < gcs0+2 {
+			return false
+		}
+		for i := len(r.Samples) - 1; i >= 0; i-- {
+			if then := r.Samples[i]; smp.At-then.At >= c.settle {
+				return smp.RSS < 1.01*then.RSS
+			}
+		}
+		return false
+	}
+	var restart, end <-chan time.Time
 	take := func() {
 		smp := sampleAt()
-		if r.Start.At == 0 && smp.At >= c.warmup && smp.GCs >= gcs0+2 {
+		if r.Start.At == 0 && isWarm(smp) {
 			smp = marked("start")
 			r.Start = smp
+			logf("warm at %v: judged from here for %v", smp.At.Round(time.Second), c.duration)
+			end = time.After(c.duration)
+			if c.restartAt >= 0 && c.restartAt < c.duration {
+				restart = time.After(c.restartAt)
+			}
 		}
 		r.Samples = append(r.Samples, smp)
 		logf("%6v  streams %6.0f  RSS %6.1f MiB  live heap %6.1f MiB  heap in use %6.1f MiB  goroutines %6.0f  fds %6.0f",
@@ -275,12 +300,7 @@ func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 	}
 	tick := time.NewTicker(c.every)
 	defer tick.Stop()
-	var restart <-chan time.Time
-	if c.restartAt >= 0 && c.restartAt < c.duration {
-		restart = time.After(c.restartAt)
-	}
-	end := time.After(c.duration)
-	postponed := false
+	giveUp := time.After(c.maxWarmup)
 	take()
 load:
 	for {
@@ -289,18 +309,13 @@ load:
 			return r, ctx.Err()
 		case <-tick.C:
 			take()
-			if postponed && r.Start.At != 0 {
-				postponed = false
-				restart = time.After(0)
+		case <-giveUp:
+			if r.Start.At == 0 {
+				r.NeverWarm = true
+				break load
 			}
 		case <-restart:
 			restart = nil
-			if r.Start.At == 0 {
-				// Not warm yet: the restart waits for it, so that it is
-				// measured against a warm node.
-				postponed = true
-				continue
-			}
 			r.Middle = marked("middle")
 			logf("restarting Redis at %v", r.Middle.At.Round(time.Second))
 			down, err := rs.restart(c.redisDown)
@@ -319,12 +334,11 @@ load:
 		r.Middle = r.Samples[len(r.Samples)/2]
 	}
 	if r.Start.At == 0 {
-		r.NeverWarm = true
 		r.Start = r.Samples[0]
 	}
 	r.MinStreams = math.Inf(1)
 	for _, s := range r.Samples {
-		if s.At >= c.warmup {
+		if s.At >= r.Start.At {
 			r.MinStreams = min(r.MinStreams, s.Streams)
 		}
 	}
@@ -382,7 +396,7 @@ func (r soakResult) failures(c soakConfig) []string {
 		f = append(f, "the tracked clients checked no events")
 	}
 	if r.NeverWarm {
-		f = append(f, "the node was never warm: no whole GC cycle ran under the load (run longer)")
+		f = append(f, fmt.Sprintf("the node was not warm after %v: no whole GC cycle ran under the load, or its RSS still grew by 1%% or more in %v", c.maxWarmup, c.settle))
 	}
 	for _, d := range r.drifts() {
 		if d.judged && math.Abs(d.end) > 0.05 {
@@ -447,9 +461,9 @@ func (r soakResult) print(w io.Writer, c soakConfig) {
 	mib := func(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
 	num := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 	fmt.Fprintf(w, "\nssebench soak — %s; %s; %s\n\n", r.Machine, r.RedisVer, time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(w, "%d streams (%d tracked) for %v from %s, %.0f events/s over %d topics, churn %.0f/s, Redis (AOF, appendfsync everysec) restarted at %v; load average %s before, %s at the end\n\n",
-		c.streams, c.tracked, c.duration, c.sources, c.rate, c.topics, c.churn, r.Middle.At.Round(time.Second), r.LoadBefore, r.LoadEnd)
-	fmt.Fprintf(w, "| node | start (%v, warm: after a whole GC cycle under the load) | middle (%v, before the Redis restart) | end (%v) | end vs start | largest deviation after warm-up |\n|---|---|---|---|---|---|\n",
+	fmt.Fprintf(w, "%d streams (%d tracked) from %s, %.0f events/s over %d topics, churn %.0f/s, judged for %v once warm; Redis (AOF, appendfsync everysec) restarted at %v; load average %s before, %s at the end\n\n",
+		c.streams, c.tracked, c.sources, c.rate, c.topics, c.churn, (r.End.At - r.Start.At).Round(time.Second), r.Middle.At.Round(time.Second), r.LoadBefore, r.LoadEnd)
+	fmt.Fprintf(w, "| node | start (%v, warm: a whole GC cycle under the load, RSS settled) | middle (%v, before the Redis restart) | end (%v) | end vs start | largest deviation after warm-up |\n|---|---|---|---|---|---|\n",
 		r.Start.At.Round(time.Second), r.Middle.At.Round(time.Second), r.End.At.Round(time.Second))
 	ds := map[string]drift{}
 	for _, d := range r.drifts() {
@@ -487,7 +501,7 @@ func (r soakResult) print(w io.Writer, c soakConfig) {
 	if fails := r.failures(c); len(fails) > 0 {
 		fmt.Fprintf(w, "\nFAILED: %s\n", strings.Join(fails, "; "))
 	} else {
-		fmt.Fprintf(w, "\nAll checks passed: no loss, duplicate or reordering for the tracked clients; RSS, live heap, goroutines and fds within 5%% of the warm figures at the end (heap in use and stacks are shown, not judged: sampled anywhere in a GC cycle the heap swings between the live heap and twice it, and stacks grow and shrink with what the goroutines are doing). Warm: %v into the load and a whole GC cycle under it; the live heap at start, middle and end is measured right after a GC the soak asks for.\n", r.Start.At.Round(time.Second))
+		fmt.Fprintf(w, "\nAll checks passed: no loss, duplicate or reordering for the tracked clients; RSS, live heap, goroutines and fds within 5%% of the warm figures at the end (heap in use and stacks are shown, not judged: sampled anywhere in a GC cycle the heap swings between the live heap and twice it, and stacks grow and shrink with what the goroutines are doing). Warm: %v into the load, after a whole GC cycle under it and with RSS grown less than 1%% over the %v before; the live heap at start, middle and end is measured right after a GC the soak asks for.\n", r.Start.At.Round(time.Second), c.settle)
 	}
 }
 

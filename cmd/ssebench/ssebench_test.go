@@ -350,7 +350,7 @@ func TestSoak_short(t *testing.T) {
 		}
 	}
 	c := soakConfig{gateway: gw, exe: self, duration: 12 * time.Second, streams: 240, tracked: 15, churn: 10, rate: 20, topics: 6,
-		warmup: 3 * time.Second, every: 2 * time.Second, restartAt: 5 * time.Second, redisDown: time.Second, drain: 30 * time.Second,
+		warmup: 3 * time.Second, maxWarmup: time.Minute, settle: 4 * time.Second, every: 2 * time.Second, restartAt: 5 * time.Second, redisDown: time.Second, drain: 30 * time.Second,
 		sources: "127.0.0.1-127.0.0.4", perProc: 120}
 	r, err := runSoak(context.Background(), c)
 	if err != nil {
@@ -367,7 +367,7 @@ func TestSoak_short(t *testing.T) {
 		t.Errorf("opened %d, published %d, Redis away %v, pub/sub disconnects %v, churned %d, tracked reconnects %d",
 			r.LoadOpened, r.Published, r.RedisDown, r.PubSubDisconnects, r.Churned, tt.Reconnects)
 	}
-	if r.Start.At < c.warmup || r.Middle.At < c.restartAt || r.End.At < c.duration || r.End.Streams != 240 || r.End.FDs < 240 {
+	if r.Start.At < c.warmup || r.Middle.At < r.Start.At+c.restartAt || r.End.At < r.Start.At+c.duration || r.End.Streams != 240 || r.End.FDs < 240 {
 		t.Errorf("samples: start %+v, middle %+v, end %+v", r.Start, r.Middle, r.End)
 	}
 	if r.NeverWarm || r.Start.GCs < 2 || r.Start.Stacks <= 0 || r.End.LiveHeap <= 0 {
