@@ -406,3 +406,35 @@ func TestTrackedClient_accounting(t *testing.T) {
 		t.Errorf("%+v", tt)
 	}
 }
+
+// TestSoak_judgement: the live heap, goroutines and fds must stay within 5%
+// of the warm figures; RSS within 5% over the second half, where its climb
+// to the GC sawtooth's peaks is over and the Redis restart happened.
+func TestSoak_judgement(t *testing.T) {
+	c := soakConfig{streams: 100, churn: 1}
+	sample := func(at time.Duration, rss, live, goroutines float64) soakSample {
+		return soakSample{At: at, RSS: rss, LiveHeap: live, Heap: 2 * live, Stacks: 1, Goroutines: goroutines, FDs: 100,
+			Streams: 100, Opened: at.Seconds() * 2, Closed: at.Seconds() * 2}
+	}
+	for _, tc := range []struct {
+		name     string
+		mid, end soakSample
+		wantFail string
+	}{
+		{"flat", sample(5*time.Minute, 100, 50, 100), sample(10*time.Minute, 101, 50.5, 101), ""},
+		{"RSS climbs to its plateau in the first half", sample(5*time.Minute, 108, 50, 100), sample(10*time.Minute, 110, 50.5, 100), ""},
+		{"RSS grows in the second half", sample(5*time.Minute, 103, 50, 100), sample(10*time.Minute, 110, 50.5, 100), "RSS moved +6.8% from the middle"},
+		{"live heap grows", sample(5*time.Minute, 100, 51, 100), sample(10*time.Minute, 100, 53, 100), "live heap (at the last GC) moved +6.0% from the end of the warm-up"},
+		{"goroutines grow", sample(5*time.Minute, 100, 50, 103), sample(10*time.Minute, 100, 50, 106), "goroutines moved +6.0%"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := sample(time.Minute, 100, 50, 100)
+			r := soakResult{Start: start, Middle: tc.mid, End: tc.end, Samples: []soakSample{start, tc.mid, tc.end},
+				MinStreams: 100, Tracked: trackedTotals{Checked: 1}}
+			got := strings.Join(r.failures(c), "; ")
+			if tc.wantFail == "" && got != "" || tc.wantFail != "" && !strings.Contains(got, tc.wantFail) {
+				t.Errorf("failures %q, want %q", got, tc.wantFail)
+			}
+		})
+	}
+}
