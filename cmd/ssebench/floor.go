@@ -81,8 +81,8 @@ type floorSource struct {
 
 	mu    sync.Mutex // orders publishes; guards changes of parts
 	head  atomic.Int64
-	ring  [floorRing]atomic.Pointer[floorFrame]
-	parts []atomic.Pointer[[]*floorMember] // per writer; elements are only appended in place
+	ring  atomic.Pointer[[floorRing]atomic.Pointer[floorFrame]] // made on the first event: a subscription that gets none costs no ring
+	parts []atomic.Pointer[[]*floorMember]                      // per writer; elements are only appended in place
 }
 
 // floorFrame is one encoded event of a source.
@@ -283,7 +283,12 @@ func (s *floorSource) append(body []byte) {
 	frame = strconv.AppendInt(frame, seq, 10)
 	frame = append(frame, '\n')
 	frame = append(frame, body...)
-	s.ring[seq%floorRing].Store(&floorFrame{seq: seq, b: frame})
+	ring := s.ring.Load()
+	if ring == nil {
+		ring = new([floorRing]atomic.Pointer[floorFrame])
+		s.ring.Store(ring) // before head: a writer that sees an event sees the ring
+	}
+	ring[seq%floorRing].Store(&floorFrame{seq: seq, b: frame})
 	s.head.Store(seq)
 }
 
@@ -326,6 +331,10 @@ func (fl *floorServer) run(w *floorWriter, stop <-chan struct{}) {
 // one write, and forgets members whose write failed.
 func (fl *floorServer) pass(s *floorSource, part int) {
 	head := s.head.Load()
+	ring := s.ring.Load()
+	if ring == nil {
+		return // no event yet
+	}
 	dead := false
 	var delivered, writes int64
 	var frames [floorBatch][]byte
@@ -333,7 +342,7 @@ func (fl *floorServer) pass(s *floorSource, part int) {
 		for !m.dead && m.sent < head {
 			n := 0
 			for ; n < floorBatch && m.sent+int64(n) < head; n++ {
-				f := s.ring[(m.sent+int64(n)+1)%floorRing].Load()
+				f := ring[(m.sent+int64(n)+1)%floorRing].Load()
 				if f == nil || f.seq != m.sent+int64(n)+1 {
 					break
 				}
