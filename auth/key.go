@@ -21,8 +21,9 @@ type KeyConfig struct {
 	// public keys or certificates.
 	Alg string
 	Key []byte
-	// MinHMACBytes is the shortest secret accepted for HS*: 0 means 32,
-	// negative means any non-empty secret (Mercure accepts any).
+	// MinHMACBytes is the shortest secret accepted for HS*: 0 means the
+	// package's [MinHMACBytes] (32), negative means any non-empty secret
+	// (Mercure accepts any).
 	MinHMACBytes int
 	// Leeway tolerates clock skew on exp and nbf; 0 means none, as
 	// Mercure.
@@ -54,7 +55,7 @@ func NewKeyVerifier(cfg KeyConfig) (*KeyVerifier, error) {
 	case *jwt.SigningMethodHMAC:
 		minLen := cfg.MinHMACBytes
 		if minLen == 0 {
-			minLen = 32
+			minLen = MinHMACBytes
 		}
 		if len(cfg.Key) < minLen {
 			return nil, fmt.Errorf("auth: %s secret is %d bytes; use at least %d random bytes", cfg.Alg, len(cfg.Key), minLen)

@@ -41,6 +41,10 @@ type Verifier interface {
 	Verify(ctx context.Context, token string) (*Grant, error)
 }
 
+// MinHMACBytes is the shortest HMAC secret a [JWTVerifier] accepts, and the
+// default floor of a [KeyVerifier]'s.
+const MinHMACBytes = 32
+
 // JWTConfig configures a [JWTVerifier]. At least one source of keys is
 // required. Each key only ever verifies the algorithms of its own kind, so
 // "none" and HS/RS confusion (an HS256 token "signed" with an RSA public key)
@@ -48,6 +52,7 @@ type Verifier interface {
 type JWTConfig struct {
 	// HMACSecrets verify HS256, HS384 and HS512. Several may be given so a
 	// secret can be rotated: a token signed with any of them is accepted.
+	// Each must be at least [MinHMACBytes] long.
 	HMACSecrets [][]byte
 	// PublicKeysPEM are PEM public keys (or certificates): RSA keys verify
 	// RS* and PS*, ECDSA keys ES256/384/512 by curve, Ed25519 keys EdDSA.
@@ -88,8 +93,8 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	}
 	v := &JWTVerifier{cfg: cfg, ecdsa: map[string][]jwt.VerificationKey{}}
 	for i, s := range cfg.HMACSecrets {
-		if len(s) < 32 {
-			return nil, fmt.Errorf("auth: HMAC secret %d is %d bytes; use at least 32 random bytes", i+1, len(s))
+		if len(s) < MinHMACBytes {
+			return nil, fmt.Errorf("auth: HMAC secret %d is %d bytes; use at least %d random bytes", i+1, len(s), MinHMACBytes)
 		}
 		v.hmac = append(v.hmac, s)
 	}
@@ -183,13 +188,17 @@ func (v *JWTVerifier) addPEM(data []byte) error {
 	return nil
 }
 
-// claims is the token body the gateway reads.
-type claims struct {
+// SSEClaim is the "sse" claim of a token: the topic patterns (see
+// [Pattern]) it grants.
+type SSEClaim struct {
+	Subscribe []string `json:"subscribe,omitempty"`
+	Publish   []string `json:"publish,omitempty"`
+}
+
+// verifiedClaims is the token body the gateway reads.
+type verifiedClaims struct {
 	jwt.RegisteredClaims
-	SSE struct {
-		Subscribe []string `json:"subscribe"`
-		Publish   []string `json:"publish"`
-	} `json:"sse"`
+	SSE SSEClaim `json:"sse"`
 }
 
 // keys returns the candidate keys for the token's algorithm: only keys of
@@ -237,7 +246,7 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Grant, error) 
 	if token == "" {
 		return nil, fmt.Errorf("%w: no token", ErrInvalidToken)
 	}
-	var c claims
+	var c verifiedClaims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keys(ctx)); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, describe(err))
 	}
