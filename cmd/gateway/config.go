@@ -408,12 +408,13 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 	return err
 }
 
-// verifier builds the token verifier from the flags, reading key files.
-// Its JWKS refresh, if any, lives as long as ctx.
-func (a authFlags) verifier(ctx context.Context, log zerolog.Logger) (*auth.JWTVerifier, error) {
-	cfg := auth.JWTConfig{Issuer: a.issuer, Audience: a.audience, Logger: log, JWKSURLs: list(a.jwksURLs)}
+// hmacSecrets are the HMAC secrets of the flags, in order: --jwt-secret,
+// then each non-blank line of --jwt-secret-file (surrounding white space
+// trimmed). Their length is checked by auth.NewJWTVerifier.
+func (a authFlags) hmacSecrets() ([][]byte, error) {
+	var out [][]byte
 	if a.secret != "" {
-		cfg.HMACSecrets = append(cfg.HMACSecrets, []byte(a.secret))
+		out = append(out, []byte(a.secret))
 	}
 	if a.secretFile != "" {
 		b, err := os.ReadFile(a.secretFile)
@@ -422,9 +423,20 @@ func (a authFlags) verifier(ctx context.Context, log zerolog.Logger) (*auth.JWTV
 		}
 		for _, line := range strings.Split(string(b), "\n") {
 			if line = strings.TrimSpace(line); line != "" {
-				cfg.HMACSecrets = append(cfg.HMACSecrets, []byte(line))
+				out = append(out, []byte(line))
 			}
 		}
+	}
+	return out, nil
+}
+
+// verifier builds the token verifier from the flags, reading key files.
+// Its JWKS refresh, if any, lives as long as ctx.
+func (a authFlags) verifier(ctx context.Context, log zerolog.Logger) (*auth.JWTVerifier, error) {
+	cfg := auth.JWTConfig{Issuer: a.issuer, Audience: a.audience, Logger: log, JWKSURLs: list(a.jwksURLs)}
+	var err error
+	if cfg.HMACSecrets, err = a.hmacSecrets(); err != nil {
+		return nil, err
 	}
 	for _, f := range list(a.publicKeys) {
 		b, err := os.ReadFile(f)
