@@ -15,4 +15,7 @@
 // algorithm (as a Mercure hub's publisher or subscriber key is configured),
 // and the token's claims decoded into the caller's own type, so this package
 // needs to know nothing of the protocol that reads them.
+//
+// A [Signer] mints tokens of either shape, for tests and development tools
+// (`gateway token`): the gateway itself only verifies.
 package auth
