@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
@@ -24,16 +22,29 @@ func testVerifier(t *testing.T) auth.Verifier {
 	return v
 }
 
-func token(t *testing.T, subscribe, publish []string, exp time.Time) string {
-	c := jwt.MapClaims{"sub": "u", "sse": map[string]any{"subscribe": subscribe, "publish": publish}}
-	if !exp.IsZero() {
-		c["exp"] = exp.Unix()
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(testSecret)
+// signToken signs c with testSecret (HS256).
+func signToken(t *testing.T, c auth.Claims) string {
+	t.Helper()
+	s, err := auth.NewSigner(auth.SignerConfig{HMACSecret: testSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	tok, err := s.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// token grants subscribe and publish to subject "u", until exp (zero: no
+// exp).
+func token(t *testing.T, subscribe, publish []string, exp time.Time) string {
+	t.Helper()
+	c := auth.Claims{Subject: "u", SSE: &auth.SSEClaim{Subscribe: subscribe, Publish: publish}}
+	if !exp.IsZero() {
+		c.Expires = exp.Unix()
+	}
+	return signToken(t, c)
 }
 
 func mustPatterns(t *testing.T, ss ...string) auth.Patterns {

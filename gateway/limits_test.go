@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
+	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
@@ -156,12 +155,8 @@ func openCounted(t *testing.T, ctx context.Context, u string, header map[string]
 }
 
 func subjectToken(t *testing.T, sub string, subscribe []string) string {
-	c := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix(), "sse": map[string]any{"subscribe": subscribe}}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	t.Helper()
+	return signToken(t, auth.Claims{Subject: sub, Expires: time.Now().Add(time.Hour).Unix(), SSE: &auth.SSEClaim{Subscribe: subscribe}})
 }
 
 // TestServer_maxStreamsPerClient: anonymous sockets from one address to a
