@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,13 +29,14 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 Publishes one event and prints its id. DATA is sent as is; "-" reads it from
 standard input. With a Redis URL the event goes straight to Redis through the
 publish script (use the same history settings as the gateway); without one it
-is posted to a gateway's /publish.
+is posted to a gateway's /publish, with the bearer token of --token if the
+gateway requires one.
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
-	var topic, typ, prefix, gatewayURL, idemKey string
+	var topic, typ, prefix, gatewayURL, idemKey, token string
 	var rf redisFlags
 	var hist historyFlags
 	fs.StringVar(&topic, "topic", "", "topic to publish to (required)")
@@ -45,6 +45,8 @@ Flags:
 	rf.register(fs, "; publish straight to it (otherwise post to --url)")
 	fs.StringVar(&prefix, "redis-prefix", contract.DefaultPrefix, "key prefix, as configured on the gateway [GATEWAY_REDIS_PREFIX]")
 	fs.StringVar(&gatewayURL, "url", "http://localhost:8080", "gateway to post to when no Redis URL is set [GATEWAY_URL]")
+	fs.StringVar(&token, "token", "", "bearer token for posting to --url, granting publishing on the topic (gateway token --publish makes one); "+
+		"not used with a Redis URL; prefer the variable: any user on the machine can read a process's flags [GATEWAY_TOKEN]")
 	hist.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -81,7 +83,7 @@ Flags:
 	if rc := rf.config(); rc.Configured() {
 		id, err = publishRedis(ctx, rc, prefix, hist, msg)
 	} else {
-		id, err = publishHTTP(ctx, gatewayURL, msg)
+		id, err = publishHTTP(ctx, gatewayURL, token, msg)
 	}
 	if err != nil {
 		return err
@@ -118,7 +120,9 @@ func publishRedis(ctx context.Context, rc pubsub.RedisConfig, prefix string, his
 	return pubsub.NewPublisher(rdb, pcfg).Publish(ctx, msg)
 }
 
-func publishHTTP(ctx context.Context, base string, msg pubsub.Message) (string, error) {
+// publishHTTP posts msg to the gateway at base, with token as its bearer
+// token unless it is empty.
+func publishHTTP(ctx context.Context, base, token string, msg pubsub.Message) (string, error) {
 	body, err := json.Marshal(map[string]string{"topic": msg.Topic, "type": msg.Type, "data": msg.Data})
 	if err != nil {
 		return "", err
@@ -133,6 +137,9 @@ func publishHTTP(ctx context.Context, base string, msg pubsub.Message) (string, 
 	if msg.IdempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", msg.IdempotencyKey)
 	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("post to gateway (is one running at %s? or pass --redis-url): %w", base, err)
@@ -142,8 +149,11 @@ func publishHTTP(ctx context.Context, base string, msg pubsub.Message) (string, 
 	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&out); err != nil {
 		return "", fmt.Errorf("gateway answered %s with a body that is not JSON", res.Status)
 	}
-	if res.StatusCode != http.StatusOK {
-		return "", errors.New("gateway refused the event: " + out.Error)
+	switch {
+	case res.StatusCode == http.StatusUnauthorized && token == "":
+		return "", fmt.Errorf("gateway refused the event (%s): %s; pass a token with --token or GATEWAY_TOKEN", res.Status, out.Error)
+	case res.StatusCode != http.StatusOK:
+		return "", fmt.Errorf("gateway refused the event (%s): %s", res.Status, out.Error)
 	}
 	return out.ID, nil
 }

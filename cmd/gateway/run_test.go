@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
+	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/contract"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
@@ -464,6 +466,55 @@ func TestRun_publishCommand_refusesInvalidUTF8(t *testing.T) {
 	res.Body.Close()
 	if ok := metricValue(string(text), `ssegateway_publish_total{result="ok"}`); ok != 0 {
 		t.Errorf("the node published %v events", ok)
+	}
+}
+
+// TestRun_publishCommand_token: through a node that requires tokens, the
+// CLI is refused (401) without one, and publishes with one given by
+// --token or GATEWAY_TOKEN; a token for other topics gets 403.
+func TestRun_publishCommand_token(t *testing.T) {
+	secret := strings.Repeat("p", 32)
+	n := startRun(t, map[string]string{"GATEWAY_JWT_SECRET": secret})
+	signer, err := auth.NewSigner(auth.SignerConfig{HMACSecret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(publish string) string {
+		tok, err := signer.Sign(auth.Claims{Expires: time.Now().Add(time.Hour).Unix(), SSE: &auth.SSEClaim{Publish: []string{publish}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	orders, news := mint("orders/**"), mint("news/*")
+	eventID := regexp.MustCompile(`^[0-9]+-[0-9]+\n$`) // as the CLI prints it
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // in the error; "" for success
+	}{
+		{"no token", nil, nil, "401 Unauthorized): publishing requires a bearer token; pass a token with --token or GATEWAY_TOKEN"},
+		{"--token", nil, []string{"--token", orders}, ""},
+		{"GATEWAY_TOKEN", map[string]string{"GATEWAY_TOKEN": orders}, nil, ""},
+		{"--token over GATEWAY_TOKEN", map[string]string{"GATEWAY_TOKEN": news}, []string{"--token", orders}, ""},
+		{"token for other topics", nil, []string{"--token", news}, "403 Forbidden): the token does not allow publishing to: orders/1"},
+		{"invalid token", nil, []string{"--token", orders + "x"}, "401 Unauthorized): invalid token"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			args := append(append([]string{"publish", "--url", n.url, "--topic", "orders/1"}, c.args...), "x")
+			err := run(context.Background(), args, func(k string) string { return c.env[k] }, &out, io.Discard)
+			switch {
+			case c.want == "" && (err != nil || !eventID.MatchString(out.String())):
+				t.Fatalf("run = %v, printed %q; want an event id", err, out.String())
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("run = %v, printed %q; want an error with %q", err, out.String(), c.want)
+			}
+		})
+	}
+	if strings.Contains(n.logs.String(), orders) {
+		t.Fatal("the token appears in the node's logs")
 	}
 }
 
