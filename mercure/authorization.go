@@ -21,16 +21,17 @@ type Claims struct {
 	Namespaced *Claim `json:"https://mercure.rocks/"`
 }
 
-// Claim is the "mercure" claim of a JWT.
+// Claim is the "mercure" claim of a JWT. Encoded (gateway token writes
+// one), its empty fields are left out.
 type Claim struct {
 	// Publish are the selectors of the topics the bearer may publish to.
 	// nil (absent or null) means the token cannot publish at all; Mercure
 	// refuses it (401) before reading the request's form. An empty list
 	// fails later, at [Claim.CanPublish].
-	Publish []string `json:"publish"`
+	Publish []string `json:"publish,omitempty"`
 	// Subscribe are the selectors of the private updates the bearer may
 	// receive, and of the subscriptions API URLs it may read.
-	Subscribe []string `json:"subscribe"`
+	Subscribe []string `json:"subscribe,omitempty"`
 	// Payload is attached to the bearer's subscriptions (subscription
 	// events and the subscriptions API); nil when absent or null.
 	Payload json.RawMessage `json:"payload,omitempty"`

@@ -161,6 +161,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*s
 Usage:
   gateway [flags]                               run a node
   gateway publish --topic T [--type X] DATA     publish one event (gateway publish -h)
+  gateway token [--subscribe P] [--publish P]   mint a JWT for development (gateway token -h)
   gateway script                                print the publish Lua script
   gateway healthcheck [--ready]                 exit 0 if the local node is healthy (for containers)
   gateway sleep DURATION                        wait, then exit 0 (a preStop pause in an image with no shell)
@@ -380,6 +381,24 @@ func redactURL(v string) string {
 // name in upper case with - as _.
 func envName(flagName string) string {
 	return "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// namedEnv is getenv answering only for the variables that fs's flags name
+// in their help, each its own ("[GATEWAY_X]", or "[GATEWAY_X, or …]"): given
+// to parseFlags, a flag whose help names no variable reads none.
+func namedEnv(fs *flag.FlagSet, getenv func(string) string) func(string) string {
+	named := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if n := envName(f.Name); strings.Contains(f.Usage, "["+n+"]") || strings.Contains(f.Usage, "["+n+",") {
+			named[n] = true
+		}
+	})
+	return func(name string) string {
+		if !named[name] {
+			return ""
+		}
+		return getenv(name)
+	}
 }
 
 // parseFlags parses args, then fills every flag not given on the command

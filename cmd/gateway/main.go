@@ -1,7 +1,9 @@
-// Command gateway runs a node of the SSE gateway, or publishes an event.
+// Command gateway runs a node of the SSE gateway, publishes an event, or
+// mints a token for development.
 //
 //	gateway [flags]                              run a node (gateway -h lists the flags)
 //	gateway publish --topic T [--type X] DATA    publish one event
+//	gateway token [--subscribe P] [--publish P]  mint a JWT for development
 //	gateway script                               print the publish Lua script
 //	gateway healthcheck [--ready]                exit 0 if the local node is healthy
 //	gateway sleep DURATION                       wait, then exit 0 (a preStop pause)

@@ -33,6 +33,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch args[0] {
 		case "publish":
 			return runPublish(ctx, args[1:], getenv, stdout, stderr)
+		case "token":
+			return runToken(ctx, args[1:], getenv, stdout, stderr)
 		case "script":
 			_, err := io.WriteString(stdout, contract.PublishScript())
 			return err
