@@ -257,7 +257,7 @@ func TestRegistry_Run_twoNodesOnRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	expired := make(chan []mercure.RegisteredSubscriber, 10)
-	a := newRegistry(t, srv.Client(), "node-a", time.Second)
+	a := newRegistry(t, srv.Client(), "node-a", time.Minute) // outlives the listing, however loaded the machine
 	b := newRegistry(t, srv.Client(), "node-b", time.Second, func(c *mercure.RegistryConfig) {
 		c.OnExpired = func(s []mercure.RegisteredSubscriber) { expired <- s }
 		c.OnError = func(err error) { t.Errorf("node B: %v", err) }
@@ -280,7 +280,11 @@ func TestRegistry_Run_twoNodesOnRedis(t *testing.T) {
 	if got := listIDs(t, b); !slices.Equal(got, all) {
 		t.Fatalf("B lists %v, want %v", got, all)
 	}
-	// A never heartbeats again: it is dead. Poll B until it is gone.
+	// A renews its lease once for a second, and never again: it is dead.
+	// Poll B until it is gone.
+	if _, err := newRegistry(t, srv.Client(), "node-a", time.Second).Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 10*time.Second, "node A's subscribers to expire", func() bool {
 		return slices.Equal(listIDs(t, b), []string{"node-b/urn:uuid:b0"})
 	})
@@ -318,7 +322,9 @@ func TestRegistry_onRedisCluster(t *testing.T) {
 	}
 	cluster := redistest.StartCluster(t, 3, 0)
 	ctx := context.Background()
-	a := newRegistry(t, cluster.Client(), "node-a", time.Second)
+	// Node A's lease outlives the listing, however loaded the machine;
+	// then a handle of A with a 1s lease renews it once, and it runs out.
+	a := newRegistry(t, cluster.Client(), "node-a", time.Minute)
 	b := newRegistry(t, cluster.Client(), "node-b", time.Second)
 	for i := range 20 {
 		if err := a.Register(ctx, sub(fmt.Sprintf("urn:uuid:%02d", i), "t")); err != nil {
@@ -332,6 +338,9 @@ func TestRegistry_onRedisCluster(t *testing.T) {
 		t.Fatalf("B lists %d, want 19", len(got))
 	}
 	if _, err := b.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newRegistry(t, cluster.Client(), "node-a", time.Second).Heartbeat(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "node A to expire", func() bool { return len(listIDs(t, b)) == 0 })
