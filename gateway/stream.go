@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -235,6 +236,10 @@ func (st *stream) liveOn(c net.Conn) closeReason {
 		default:
 		}
 		if st.box.Pending() {
+			// Let other runnable goroutines go first: on an idle node this
+			// returns at once, on a busy one the hub queues more meanwhile
+			// and this write carries it, so writes grow with load.
+			runtime.Gosched()
 			if r, ok := st.writeQueued(); !ok {
 				return r
 			}
