@@ -126,13 +126,18 @@ func newSession(t *testing.T, p *page) *session {
 		// The defaults the pages rely on (a node on :8080, gateway publish
 		// posting to it), moved to the session's port.
 		"GATEWAY_ADDR="+s.rewrite(":8080"),
-		"GATEWAY_URL="+s.rewrite("http://localhost:8080"))
+		"GATEWAY_URL="+s.rewrite("http://localhost:8080"),
+		// Heartbeats (": " lines) come every 15 s whatever the page does;
+		// on a loaded machine a page can take that long, and a stream's
+		// output would then differ from the page by a heartbeat.
+		"GATEWAY_HEARTBEAT=1h")
 	t.Cleanup(s.stopAll)
 	return s
 }
 
 func (s *session) run() {
 	for _, st := range s.p.steps {
+		began := time.Now()
 		switch st.verb {
 		case "run":
 			if name := st.opts["terminal"]; name != "" {
@@ -148,6 +153,7 @@ func (s *session) run() {
 		case "ctrl-c":
 			s.interrupt(st)
 		}
+		s.t.Logf("%s: %s %v: %v", s.where(st), st.verb, st.opts, time.Since(began).Round(time.Millisecond))
 	}
 }
 
