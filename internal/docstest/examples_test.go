@@ -140,6 +140,9 @@ func (s *session) run() {
 		began := time.Now()
 		switch st.verb {
 		case "run":
+			if st.block.info != "sh" && st.block.info != "bash" {
+				s.t.Fatalf("%s: a runnable block is ```sh or ```bash, not ```%s", s.where(st), st.block.info)
+			}
 			if name := st.opts["terminal"]; name != "" {
 				s.start(name, st)
 			} else {
