@@ -314,7 +314,7 @@ func (s *session) terminal(st step) *terminal {
 
 // waitReady polls url until it answers 200.
 func (s *session) waitReady(st step, url string) {
-	c := &http.Client{Timeout: time.Second}
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	deadline := time.Now().Add(s.timeout(st))
 	for {
 		res, err := c.Get(url)
