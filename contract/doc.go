@@ -15,7 +15,7 @@
 // An event is published by one atomic Lua script that assigns the event id,
 // appends the entry to the stream, applies retention, records the id under
 // :last and publishes an envelope. pubsub runs it; replay reads what it
-// wrote; the README documents its keys and arguments for other languages.
+// wrote; docs/publishing.md documents its keys and arguments for other languages.
 //
 // The package starts nothing and holds no state; everything in it is safe
 // for concurrent use.

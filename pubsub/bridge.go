@@ -230,7 +230,7 @@ func (b *Bridge) warn(topic string, n int) {
 	b.mu.Unlock()
 	if first {
 		b.log.Warn().Str("topic", topic).Int("events", n).
-			Msg("a publisher uses the version 1 contract for this topic: its events are bridged to version 2; upgrade it (see the README)")
+			Msg("a publisher uses the version 1 contract for this topic: its events are bridged to version 2; upgrade it (see docs/publishing.md, From contract version 1)")
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -37,7 +38,12 @@ func main() {
 	case errors.Is(err, errUsage):
 		os.Exit(2)
 	default:
-		fmt.Fprintln(os.Stderr, "gateway:", err)
+		// The gateway package names itself in its errors too: say it once.
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "gateway: ") {
+			msg = "gateway: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }

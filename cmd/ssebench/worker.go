@@ -473,7 +473,7 @@ func (w *worker) event(c *client, data []byte, t0 time.Time) bool {
 }
 
 // unwrapNamed returns the published data of an event of a pattern stream,
-// whose data is {"topic":"<topic>","data":"<data>"} (see the README,
+// whose data is {"topic":"<topic>","data":"<data>"} (see docs/subscribing.md,
 // "Pattern subscriptions"). The benchmark's own data needs no escapes, so
 // it is cut out in place; anything else goes through encoding/json. ok is
 // false for data of another shape.
