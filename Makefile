@@ -22,8 +22,8 @@ run:
 test: deps lint
 	$(GO) test $(TESTFLAGS) ./...
 
-## deps: install what the tests need if missing: redis-server, nginx, HAProxy, Chromium, Node.js, podman
-## and runc (Debian/Ubuntu; uses sudo when not root), and the chaos test's npm packages
+## deps: install what the tests need if missing: redis-server, nginx, HAProxy, Chromium, Node.js, podman,
+## runc and openssl (Debian/Ubuntu; uses sudo when not root), and the chaos test's npm packages
 deps:
 	@./.ci/deps.sh
 

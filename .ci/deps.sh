@@ -14,6 +14,8 @@ have npm || need+=(npm)
 # podman and runc as root, with no daemon and no registry.
 have podman || need+=(podman)
 have runc || need+=(runc)
+# The docs' runnable examples make secrets with `openssl rand`.
+have openssl || need+=(openssl)
 
 # Node packages of the tests, installed with `npm ci` from their committed
 # lock files where node_modules lacks them: the chaos test's third-party
