@@ -275,6 +275,9 @@ func runSoak(ctx context.Context, c soakConfig) (r soakResult, err error) {
 		if smp.At < c.warmup || smp.GCs < gcs0+2 {
 			return false
 		}
+		if c.settle == 0 {
+			return true
+		}
 		for i := len(r.Samples) - 1; i >= 0; i-- {
 			if then := r.Samples[i]; smp.At-then.At >= c.settle {
 				return smp.RSS < 1.01*then.RSS
@@ -330,11 +333,16 @@ load:
 	}
 	r.End = marked("end")
 	r.Samples = append(r.Samples, r.End)
-	if r.Middle.At == 0 {
-		r.Middle = r.Samples[len(r.Samples)/2]
-	}
 	if r.Start.At == 0 {
 		r.Start = r.Samples[0]
+	}
+	if r.Middle.At == 0 { // no restart: the sample nearest the judged window's middle
+		mid := r.Start.At + (r.End.At-r.Start.At)/2
+		for _, smp := range r.Samples {
+			if (r.Middle.At == 0 || (smp.At-mid).Abs() < (r.Middle.At-mid).Abs()) && smp.At >= r.Start.At {
+				r.Middle = smp
+			}
+		}
 	}
 	r.MinStreams = math.Inf(1)
 	for _, s := range r.Samples {
@@ -403,7 +411,7 @@ func (r soakResult) failures(c soakConfig) []string {
 		case d.judge == fromStart && math.Abs(d.end) > 0.05:
 			f = append(f, fmt.Sprintf("%s moved %+.1f%% from the end of the warm-up to the end", d.name, 100*d.end))
 		case d.judge == fromMiddle && math.Abs(d.half) > 0.05:
-			f = append(f, fmt.Sprintf("%s moved %+.1f%% from the middle (before the Redis restart) to the end", d.name, 100*d.half))
+			f = append(f, fmt.Sprintf("%s moved %+.1f%% from the middle to the end", d.name, 100*d.half))
 		}
 	}
 	if r.MinStreams < 0.98*float64(c.streams) {
@@ -484,8 +492,12 @@ func (r soakResult) print(w io.Writer, c soakConfig) {
 	fmt.Fprintf(w, "\nssebench soak — %s; %s; %s\n\n", r.Machine, r.RedisVer, time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "%d streams (%d tracked) from %s, %.0f events/s over %d topics, churn %.0f/s, judged for %v once warm; Redis (AOF, appendfsync everysec) restarted at %v; load average %s before, %s at the end\n\n",
 		c.streams, c.tracked, c.sources, c.rate, c.topics, c.churn, (r.End.At - r.Start.At).Round(time.Second), r.Middle.At.Round(time.Second), r.LoadBefore, r.LoadEnd)
-	fmt.Fprintf(w, "| node | start (%v, warm: a whole GC cycle under the load, RSS settled) | middle (%v, before the Redis restart) | end (%v) | end vs start | end vs middle | largest deviation after warm-up |\n|---|---|---|---|---|---|---|\n",
-		r.Start.At.Round(time.Second), r.Middle.At.Round(time.Second), r.End.At.Round(time.Second))
+	restartNote := ", before the Redis restart"
+	if r.RedisDown == 0 {
+		restartNote = ""
+	}
+	fmt.Fprintf(w, "| node | start (%v, warm: a whole GC cycle under the load, RSS settled) | middle (%v%s) | end (%v) | end vs start | end vs middle | largest deviation after warm-up |\n|---|---|---|---|---|---|---|\n",
+		r.Start.At.Round(time.Second), r.Middle.At.Round(time.Second), restartNote, r.End.At.Round(time.Second))
 	ds := map[string]drift{}
 	for _, d := range r.drifts() {
 		ds[d.name] = d
