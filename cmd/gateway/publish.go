@@ -48,7 +48,9 @@ Flags:
 	fs.StringVar(&token, "token", "", "bearer token for posting to --url, granting publishing on the topic (gateway token --publish makes one); "+
 		"not used with a Redis URL; prefer the variable: any user on the machine can read a process's flags [GATEWAY_TOKEN]")
 	hist.register(fs)
-	if err := parseFlags(fs, args, getenv); err != nil {
+	// Only the variables the help names: a GATEWAY_TOPIC or GATEWAY_TYPE
+	// left in the environment must not pick the topic or the type.
+	if err := parseFlags(fs, args, namedEnv(fs, getenv)); err != nil {
 		return err
 	}
 	if topic == "" || fs.NArg() != 1 {

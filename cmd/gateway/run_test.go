@@ -440,6 +440,26 @@ func TestRun_publishCommandToRedis(t *testing.T) {
 
 // TestRun_publishCommand_refusesInvalidUTF8: the CLI refuses data that is
 // not UTF-8, saying where, on both of its paths, and publishes nothing.
+// TestRun_publishCommand_onlyNamedVariables: gateway publish reads only the
+// variables its help names; --topic, --type and --idempotency-key have none.
+func TestRun_publishCommand_onlyNamedVariables(t *testing.T) {
+	n := startRun(t, nil)
+	env := map[string]string{"GATEWAY_URL": n.url, "GATEWAY_TOPIC": "t", "GATEWAY_TYPE": "status", "GATEWAY_IDEMPOTENCY_KEY": "k"}
+	getenv := func(k string) string { return env[k] }
+	if err := run(context.Background(), []string{"publish", "x"}, getenv, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("publish without --topic, GATEWAY_TOPIC set: %v, want a usage error", err)
+	}
+	var first, second bytes.Buffer
+	for _, out := range []*bytes.Buffer{&first, &second} {
+		if err := run(context.Background(), []string{"publish", "--topic", "t", "x"}, getenv, out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if first.String() == second.String() {
+		t.Errorf("two publishes answered the same id %q: GATEWAY_IDEMPOTENCY_KEY was read", first.String())
+	}
+}
+
 func TestRun_publishCommand_refusesInvalidUTF8(t *testing.T) {
 	n := startRun(t, nil)
 	srv := redistest.Start(t)
