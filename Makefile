@@ -97,12 +97,18 @@ SOAKFLAGS ?=
 soak: deps
 	$(GO) run ./cmd/ssebench soak --duration $(SOAK_DURATION) --streams $(SOAK_STREAMS) $(SOAKFLAGS)
 
-## fuzz: run every fuzz target of every package for a while each (FUZZTIME, default 2m)
+## fuzz: run every fuzz target of every package for a while each (FUZZTIME, default 2m); a target fails
+## when it writes a failing input (Go 1.26's coordinator can also fail a target at the end of
+## -fuzztime having found nothing, go.dev/issue/75804: that is reported and not counted)
 FUZZTIME ?= 2m
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
+	@mark=$$(mktemp); trap 'rm -f $$mark' EXIT; for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "== $$pkg $$t"; $(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+			echo "== $$pkg $$t"; touch $$mark; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) && continue; \
+			if [ -n "$$(find $$dir/testdata/fuzz/$$t -newer $$mark -type f 2>/dev/null)" ]; then exit 1; fi; \
+			echo "== $$t: failed without writing a failing input: Go's fuzz coordinator at the end of -fuzztime (go.dev/issue/75804), not a finding"; \
 		done; \
 	done
 
