@@ -163,9 +163,11 @@ type Frame struct {
 	Lost bool
 
 	ev *Event
-	// encs are the forms built so far; each is built when a stream that
-	// wants it is handed the frame, under the source's lock.
+	// encs are the forms built, all before any stream is handed the frame
+	// (under the source's lock); one holds the first, so that a source
+	// whose streams share one form (nearly all) allocates no slice for it.
 	encs []encoding
+	one  [1]encoding
 	body int // where the body starts after the id line of the built-in forms
 }
 
@@ -192,10 +194,13 @@ func (f *Frame) Body(form Form) []byte { return f.Bytes(form)[f.body:] }
 func newFrame(ev *Event) *Frame {
 	var idb [42]byte
 	body := len("id: ") + len(ev.ID.AppendTo(idb[:0])) + 1
-	return &Frame{ID: ev.ID, Prev: ev.Prev, Topic: ev.Topic, ev: ev, body: body}
+	f := &Frame{ID: ev.ID, Prev: ev.Prev, Topic: ev.Topic, ev: ev, body: body}
+	f.encs = f.one[:0]
+	return f
 }
 
-// build makes the form a stream wants, once. The source's lock must be held.
+// build makes the frame in form, once. The source's lock must be held, and
+// no stream may have been handed the frame yet.
 func (f *Frame) build(form Form) {
 	if f.Lost || f.Bytes(form) != nil {
 		return

@@ -95,7 +95,8 @@ type Source struct {
 
 	mu        sync.Mutex
 	members   map[*Outbox]*Member
-	index     Index // a feed's: which streams an event goes to; nil for a topic
+	forms     []formCount // the forms members write in, each with how many do
+	index     Index       // a feed's: which streams an event goes to; nil for a topic
 	phase     phase
 	known     bool        // last is valid
 	last      contract.ID // newest event delivered to members
@@ -122,6 +123,25 @@ func (s *Source) Position() contract.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.last
+}
+
+// formCount is a form the source's streams write in, and how many do.
+type formCount struct {
+	form Form
+	n    int
+}
+
+// countForm adds d streams writing in form. s.mu must be held.
+func (s *Source) countForm(form Form, d int) {
+	for i := range s.forms {
+		if s.forms[i].form == form {
+			if s.forms[i].n += d; s.forms[i].n == 0 {
+				s.forms = append(s.forms[:i], s.forms[i+1:]...)
+			}
+			return
+		}
+	}
+	s.forms = append(s.forms, formCount{form, d})
 }
 
 // Member is one stream's place in a source.
@@ -171,6 +191,9 @@ func (h *Hub) Join(o *Outbox) []*Source {
 		}
 		m := &Member{o: o, idx: i}
 		s.mu.Lock()
+		if s.members[o] == nil {
+			s.countForm(o.form, 1)
+		}
 		s.members[o] = m
 		if s.index != nil {
 			s.index.Add(m)
@@ -193,8 +216,11 @@ func (h *Hub) Leave(o *Outbox, ss []*Source) {
 	now := time.Now()
 	for _, s := range ss {
 		s.mu.Lock()
-		if m := s.members[o]; m != nil && s.index != nil {
-			s.index.Remove(m)
+		if m := s.members[o]; m != nil {
+			if s.index != nil {
+				s.index.Remove(m)
+			}
+			s.countForm(o.form, -1)
 		}
 		delete(s.members, o)
 		if len(s.members) == 0 {
@@ -288,11 +314,16 @@ func (s *Source) addPending(ev *Event) {
 	s.pending = append(s.pending, ev)
 }
 
-// deliver encodes ev once per form its streams want and hands it to every
-// stream that wants it: all of a topic's, and those a feed's index picks.
+// deliver encodes ev once per form its streams write in and hands it to
+// every stream that wants it: all of a topic's, and those a feed's index
+// picks. Every form is built before any stream is handed the frame, which
+// is immutable from then on: streams read it without the source's lock.
 // s.mu must be held.
 func (h *Hub) deliver(s *Source, ev *Event) {
 	f := newFrame(ev)
+	for _, fc := range s.forms {
+		f.build(fc.form)
+	}
 	if s.index == nil {
 		for _, m := range s.members {
 			m.hand(f)
@@ -308,12 +339,9 @@ func (h *Hub) deliver(s *Source, ev *Event) {
 	s.last = ev.ID
 }
 
-// hand queues f for the member's stream, in the form it wants. The source's
-// lock must be held.
-func (m *Member) hand(f *Frame) {
-	f.build(m.o.form)
-	m.o.enqueue(f, m.idx)
-}
+// hand queues f, built in every form of the source, for the member's
+// stream. The source's lock must be held.
+func (m *Member) hand(f *Frame) { m.o.enqueue(f, m.idx) }
 
 // deliverLost tells every stream that the events after s.last up to newest
 // are gone. s.mu must be held.

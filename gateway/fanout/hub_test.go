@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -332,5 +333,51 @@ func TestHub_checkPositions_eventDuringRead(t *testing.T) {
 	}
 	if n := cs.lost.Load(); n != 0 {
 		t.Fatalf("history-lost %d times", n)
+	}
+}
+
+// TestHub_deliver_framesBuiltBeforeHandedOut: a topic followed by streams
+// of two forms (plain, and named for streams that also hold patterns). A
+// stream reads its frames without the source's lock while the hub goes on
+// delivering, so every form must be built before any stream is handed the
+// frame: with -race, building the second form after handing the first
+// one's stream the frame is a data race.
+func TestHub_deliver_framesBuiltBeforeHandedOut(t *testing.T) {
+	hist := memhistory.New()
+	hist.Add("a", 1, 1)
+	h, _, _ := startHub(t, hist, time.Minute)
+	plain := Topics([]string{"a"}, 1<<20)
+	named := NewOutbox([]Want{{Source: "a"}}, NamedForm{}, 1<<20)
+	joinLive(t, h, plain)
+	joinLive(t, h, named)
+	done := make(chan []string)
+	go func() { // the plain stream's writer, reading as frames arrive
+		var got []string
+		for len(got) < 200 {
+			<-plain.Notify()
+			items, _ := plain.Take()
+			for _, q := range items {
+				got = append(got, string(q.Frame.Bytes(PlainForm{})))
+			}
+			plain.Recycle(items)
+		}
+		done <- got
+	}()
+	for _, env := range hist.Add("a", 2, 200) {
+		h.HandleEvent("a", env)
+	}
+	select {
+	case got := <-done:
+		for i, b := range got {
+			if !strings.HasPrefix(b, "id: ") || !strings.HasSuffix(b, "\n\n") {
+				t.Fatalf("frame %d in plain form: %q", i, b)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the plain stream did not get its 200 events")
+	}
+	items, _ := named.Take()
+	if len(items) != 200 || !strings.Contains(string(items[0].Frame.Bytes(NamedForm{})), `"topic":"a"`) {
+		t.Fatalf("named stream: %d frames", len(items))
 	}
 }
