@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ssegateway/ssegateway/auth"
 )
 
 // target is the server under test and how to reach it.
@@ -58,20 +57,20 @@ func (t *target) register(fs *flag.FlagSet) {
 
 // mercure points t at a Mercure hub: its subscribe and publish paths, a
 // form body, and a publisher token signed with key (HS256).
-func (t *target) mercure(key string) {
+func (t *target) mercure(key string) error {
+	signer, err := auth.NewSigner(auth.SignerConfig{HMACSecret: []byte(key)})
+	if err != nil {
+		return err
+	}
+	token, err := signer.Sign(map[string]any{"mercure": map[string]any{"publish": []string{"*"}}})
+	if err != nil {
+		return err
+	}
 	t.path = "/.well-known/mercure?topic=%s"
 	t.publish = strings.TrimRight(t.url, "/") + "/.well-known/mercure"
 	t.body, t.form = "topic=%s&data=%s", true
-	t.auth = "Bearer " + hs256(key, `{"mercure":{"publish":["*"]}}`)
-}
-
-// hs256 signs claims (a JSON object) as a JWT with an HMAC key.
-func hs256(key, claims string) string {
-	enc := base64.RawURLEncoding
-	unsigned := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims))
-	mac := hmac.New(sha256.New, []byte(key))
-	mac.Write([]byte(unsigned))
-	return unsigned + "." + enc.EncodeToString(mac.Sum(nil))
+	t.auth = "Bearer " + token
+	return nil
 }
 
 func (t *target) publishURL() string {

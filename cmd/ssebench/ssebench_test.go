@@ -101,7 +101,9 @@ func TestScenarios(t *testing.T) {
 	checkFanout(t, "gateway", tg, "fanp/*", spread(t, "fanp/*", 7))
 	// The same on the Mercure endpoint: form publishing with a token.
 	mt := *tg
-	mt.mercure(mercureBenchKey)
+	if err := mt.mercure(mercureBenchKey); err != nil {
+		t.Fatal(err)
+	}
 	checkFanout(t, "gateway's Mercure endpoint", &mt, "https://example.com/fan", nil)
 
 	s, err := doStorm(ctx, tg, 50, 200, 64, "storm", nil)

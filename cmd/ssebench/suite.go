@@ -251,7 +251,9 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			run := func(i int, name string) func(t *target) error {
 				return func(t *target) error {
 					if v.mercure {
-						t.mercure(mercureBenchKey)
+						if err := t.mercure(mercureBenchKey); err != nil {
+							return err
+						}
 					}
 					r, err := doFanout(ctx, t, subs, rate, dur, 64, v.topic, spread, defaultPublishers(rate), drain)
 					if err != nil {
