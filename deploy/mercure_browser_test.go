@@ -17,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 )
 
 // conformanceCase is one case of Mercure's conformance suite, as
@@ -48,15 +47,6 @@ type caseResult struct {
 	Kind, Name, Message string
 	Publish, Control    posted
 	Seen                []struct{ Type, ID, Data string }
-}
-
-func signHS256(t *testing.T, key string, mercureClaim map[string]any) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"mercure": mercureClaim}).SignedString([]byte(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // TestBrowser_mercureConformance runs the cases of Mercure's conformance
@@ -110,7 +100,7 @@ func TestBrowser_mercureConformance(t *testing.T) {
 		{Name: "private URI", Topics: []string{foo + r[3]}, Selectors: []string{foo + r[3]}, Private: true, Control: foo + r[3]},
 		{Name: "private URI template", Topics: []string{foo + r[4]}, Selectors: []string{foo + "{random}"}, Private: true, Control: foo + "control"},
 		{Name: "private URI template, allowed by the cookie", Topics: []string{foo + r[4]}, Selectors: []string{foo + "{random}"}, Private: true,
-			MustBeReceived: true, Control: foo + "control", Cookie: signHS256(t, subKey, map[string]any{"subscribe": []string{foo + "{id}"}})},
+			MustBeReceived: true, Control: foo + "control", Cookie: testutil.MercureToken(t, subKey, map[string]any{"subscribe": []string{foo + "{id}"}}, time.Time{})},
 	}
 	for i := range cases {
 		c := &cases[i]
@@ -121,7 +111,7 @@ func TestBrowser_mercureConformance(t *testing.T) {
 		}
 		c.Data = "data for\n\n        " + c.Name
 	}
-	input, _ := json.Marshal(map[string]any{"token": signHS256(t, pubKey, map[string]any{"publish": []string{"*"}}), "cases": cases})
+	input, _ := json.Marshal(map[string]any{"token": testutil.MercureToken(t, pubKey, map[string]any{"publish": []string{"*"}}, time.Time{}), "cases": cases})
 
 	// Chromium starts slowly on a loaded machine: the run as a whole is
 	// bounded, generously; the script has no timers of its own but the

@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ssegateway/ssegateway/auth"
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/mercure"
 	"github.com/ssegateway/ssegateway/pubsub"
 )
@@ -50,32 +50,14 @@ func keyVerifier(t testing.TB, key string) *auth.KeyVerifier {
 	return v
 }
 
-// mercureJWT signs an HS256 token with key whose mercure claim is claim
-// (none if nil), expiring at exp (never if zero).
-func mercureJWT(t testing.TB, key string, claim map[string]any, exp time.Time) string {
-	t.Helper()
-	c := jwt.MapClaims{}
-	if claim != nil {
-		c["mercure"] = claim
-	}
-	if !exp.IsZero() {
-		c["exp"] = exp.Unix()
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // pubToken may publish to the selectors given.
 func pubToken(t testing.TB, publish ...string) string {
-	return mercureJWT(t, mercurePubKey, map[string]any{"publish": publish}, time.Time{})
+	return testutil.MercureToken(t, mercurePubKey, map[string]any{"publish": publish}, time.Time{})
 }
 
 // subToken may receive the private updates of the selectors given.
 func subToken(t testing.TB, subscribe ...string) string {
-	return mercureJWT(t, mercureSubKey, map[string]any{"subscribe": subscribe}, time.Time{})
+	return testutil.MercureToken(t, mercureSubKey, map[string]any{"subscribe": subscribe}, time.Time{})
 }
 
 // startMercure runs a node with the Mercure endpoint: a publisher key, a
@@ -333,8 +315,8 @@ func TestMercure_publishStatuses(t *testing.T) {
 		{name: "no token", body: form("topic", "a"), status: 401, mention: "Unauthorized", result: "unauthorized"},
 		{name: "garbage token", tok: "not.a.jwt", body: form("topic", "a"), status: 401, result: "unauthorized"},
 		{name: "subscriber's key", tok: subToken(t, "*"), body: form("topic", "a"), status: 401, result: "unauthorized"},
-		{name: "no mercure claim", tok: mercureJWT(t, mercurePubKey, nil, time.Time{}), body: form("topic", "a"), status: 401, result: "unauthorized"},
-		{name: "expired", tok: mercureJWT(t, mercurePubKey, map[string]any{"publish": []string{"*"}}, time.Now().Add(-time.Minute)),
+		{name: "no mercure claim", tok: testutil.MercureToken(t, mercurePubKey, nil, time.Time{}), body: form("topic", "a"), status: 401, result: "unauthorized"},
+		{name: "expired", tok: testutil.MercureToken(t, mercurePubKey, map[string]any{"publish": []string{"*"}}, time.Now().Add(-time.Minute)),
 			body: form("topic", "a"), status: 401, result: "unauthorized"},
 		{name: "two Authorization headers", tok: star, header: []string{"Authorization", "Bearer " + star}, body: form("topic", "a"),
 			status: 401, result: "unauthorized"},
@@ -342,7 +324,7 @@ func TestMercure_publishStatuses(t *testing.T) {
 			status: 403, mention: "not allow", result: "forbidden"},
 		{name: "an alternate outside mercure.publish", tok: books,
 			body: form("topic", "https://example.com/books/1", "topic", "https://example.com/authors/1"), status: 403, result: "forbidden"},
-		{name: "empty mercure.publish", tok: mercureJWT(t, mercurePubKey, map[string]any{"publish": []string{}}, time.Time{}), body: form("topic", "a"), status: 403, result: "forbidden"},
+		{name: "empty mercure.publish", tok: testutil.MercureToken(t, mercurePubKey, map[string]any{"publish": []string{}}, time.Time{}), body: form("topic", "a"), status: 403, result: "forbidden"},
 		{name: "no topic", tok: star, body: form("data", "x"), status: 400, mention: `Missing "topic" parameter`, result: "invalid"},
 		{name: "JSON body", tok: star, contentType: "application/json", body: `{"topic":"a"}`, status: 400, mention: `"topic"`, result: "invalid"},
 		{name: "bad Content-Type", tok: star, contentType: "a/b; ;", body: form("topic", "a"), status: 400, result: "invalid"},
@@ -748,7 +730,7 @@ func TestMercure_tokenSources(t *testing.T) {
 // when its token expires.
 func TestMercure_subscriberTokenExpiry(t *testing.T) {
 	n := startMercure(t, Config{Retry: 50 * time.Millisecond}, nil)
-	tok := mercureJWT(t, mercureSubKey, map[string]any{"subscribe": []string{"*"}}, time.Now().Add(2*time.Second))
+	tok := testutil.MercureToken(t, mercureSubKey, map[string]any{"subscribe": []string{"*"}}, time.Now().Add(2*time.Second))
 	s := openRaw(t, hubURL(n.url, "a"), "Authorization", "Bearer "+tok)
 	body, _ := io.ReadAll(s.br) // ends when the token expires
 	if !strings.Contains(string(body), "\nretry: ") {
@@ -860,7 +842,7 @@ func TestMercure_subscriptions(t *testing.T) {
 	watcher := watch(subToken(t, subsTpl))
 	n.waitStreams(t, 2)
 	alice := subscribeWith(t, &sseclient.Client{URL: hubURL(n.url, book),
-		Header: http.Header{"Authorization": {"Bearer " + mercureJWT(t, mercureSubKey,
+		Header: http.Header{"Authorization": {"Bearer " + testutil.MercureToken(t, mercureSubKey,
 			map[string]any{"subscribe": []string{book}, "payload": map[string]any{"name": "alice", "n": 1}}, time.Time{})}}})
 	n.waitStreams(t, 3)
 
@@ -938,7 +920,7 @@ func TestMercure_subscriptions(t *testing.T) {
 	})
 	t.Run("refused", func(t *testing.T) {
 		for name, tok := range map[string]string{"no token": "", "garbage": "garbage", "other claim": subToken(t, "https://example.com/{x}"),
-			"no subscribe claim": mercureJWT(t, mercureSubKey, map[string]any{}, time.Time{})} {
+			"no subscribe claim": testutil.MercureToken(t, mercureSubKey, map[string]any{}, time.Time{})} {
 			if res, b := api(mercure.SubscriptionsPath, tok); res.StatusCode != 401 {
 				t.Errorf("%s: %d %s", name, res.StatusCode, b)
 			}

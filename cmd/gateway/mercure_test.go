@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/ssegateway/ssegateway/gateway/sseclient"
 	"github.com/ssegateway/ssegateway/internal/redistest"
+	"github.com/ssegateway/ssegateway/internal/testutil"
 	"github.com/ssegateway/ssegateway/mercure"
 )
 
@@ -42,16 +41,6 @@ func mercureEnv(redisURL string) map[string]string {
 	return map[string]string{"GATEWAY_REDIS_URL": redisURL, "GATEWAY_REDIS_PREFIX": "merc:",
 		"MERCURE_PUBLISHER_JWT_KEY": mercurePubKey, "GATEWAY_MERCURE_SUBSCRIBER_JWT_KEY": mercureSubKey,
 		"GATEWAY_MERCURE_ANONYMOUS": "true"}
-}
-
-// mercureToken signs an HS256 token with key carrying the mercure claim.
-func mercureToken(t *testing.T, key string, claim map[string]any) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"mercure": claim}).SignedString([]byte(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // hubURL is the hub's subscribe URL for the selectors, plus extra query
@@ -115,7 +104,7 @@ func TestRun_mercure_failover(t *testing.T) {
 
 func mercureFailover(t *testing.T, a, b string, cut func()) {
 	t.Helper()
-	pub := mercureToken(t, mercurePubKey, map[string]any{"publish": []string{"*"}})
+	pub := testutil.MercureToken(t, mercurePubKey, map[string]any{"publish": []string{"*"}}, time.Time{})
 	const updates = 240 // of which matching and public: every one but every third and every fifth
 	selector := []string{"https://example.com/books/{id}"}
 
@@ -305,12 +294,12 @@ func TestRun_mercure_subscriptionsAcrossNodes(t *testing.T) {
 	a, killA := startProcess(t, bin, env, args...)
 	b := startRun(t, env, args...).url
 
-	reader := mercureToken(t, mercureSubKey, map[string]any{"subscribe": []string{subscriptionsTpl}})
+	reader := testutil.MercureToken(t, mercureSubKey, map[string]any{"subscribe": []string{subscriptionsTpl}}, time.Time{})
 	// The watcher, on b, with its token in the query.
 	watch, _ := hubEvents(t, hubURL(b, []string{subscriptionsTpl}, "authorization", reader))
 	// Alice, on a, with her token in the cookie.
 	const topic = "https://example.com/alice"
-	aliceTok := mercureToken(t, mercureSubKey, map[string]any{"subscribe": []string{topic}, "payload": map[string]string{"who": "alice"}})
+	aliceTok := testutil.MercureToken(t, mercureSubKey, map[string]any{"subscribe": []string{topic}, "payload": map[string]string{"who": "alice"}}, time.Time{})
 	aliceCtx, aliceGone := context.WithCancel(context.Background())
 	defer aliceGone()
 	req, _ := http.NewRequestWithContext(aliceCtx, http.MethodGet, hubURL(a, []string{topic}), nil)
@@ -362,7 +351,7 @@ func TestRun_mercure_realRedis(t *testing.T) {
 	}
 
 	const topic = "https://example.com/secret"
-	allowed := mercureToken(t, mercureSubKey, map[string]any{"subscribe": []string{"https://example.com/{x}"}})
+	allowed := testutil.MercureToken(t, mercureSubKey, map[string]any{"subscribe": []string{"https://example.com/{x}"}}, time.Time{})
 	byQuery, _ := hubEvents(t, hubURL(n, []string{topic, "ctl"}, "authorization", allowed))
 	anonymous, _ := hubEvents(t, hubURL(n, []string{topic, "ctl"}))
 	// The cookie, through a client that sends it.
@@ -381,7 +370,7 @@ func TestRun_mercure_realRedis(t *testing.T) {
 	}()
 	<-cookieOpen
 
-	pub := mercureToken(t, mercurePubKey, map[string]any{"publish": []string{"https://example.com/{x}", "ctl"}})
+	pub := testutil.MercureToken(t, mercurePubKey, map[string]any{"publish": []string{"https://example.com/{x}", "ctl"}}, time.Time{})
 	post := func(f url.Values) (int, string) { return mercurePost(t, n, pub, f) }
 	if status, body := post(url.Values{"topic": {topic}, "id": {"secret-1"}, "data": {"s"}, "private": {"on"}}); status != 200 || body != "secret-1" {
 		t.Fatalf("private publish: %d %q", status, body)
@@ -443,7 +432,7 @@ func TestRun_mercure_embedded(t *testing.T) {
 		t.Fatalf("log lacks the single-node or short key warning, or shows the key:\n%s", logs)
 	}
 	events, _ := hubEvents(t, hubURL(n.url, []string{"https://example.com/{x}"}))
-	tok := mercureToken(t, short, map[string]any{"publish": []string{"*"}})
+	tok := testutil.MercureToken(t, short, map[string]any{"publish": []string{"*"}}, time.Time{})
 	if status, body := mercurePost(t, n.url, tok, url.Values{"topic": {"https://example.com/1"}, "id": {"e-1"}, "data": {"hello"}}); status != 200 || body != "e-1" {
 		t.Fatalf("publish: %d %q", status, body)
 	}
